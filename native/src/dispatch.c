@@ -1,0 +1,119 @@
+/*
+ * Run-time kernel selection. The tables are constant; choosing one reads
+ * only the CPU feature flags, so dispatch holds no mutable state.
+ */
+#include "internal.h"
+
+static const rbe_kernels kScalar = {
+    RBE_ISA_SCALAR,
+    rbe_encode_row_scalar,
+    rbe_unpack_scalar,
+    rbe_dequant_f32_scalar,
+    rbe_refine_f32_scalar,
+    rbe_dequant_i8_scalar,
+    {"encode_row_scalar", "unpack_scalar", "dequant_f32_scalar", "refine_f32_scalar",
+     "dequant_i8_scalar"},
+};
+
+#ifdef RBE_HAVE_X86
+static const rbe_kernels kAvx2 = {
+    RBE_ISA_AVX2,
+    rbe_encode_row_avx2,
+    rbe_unpack_avx2,
+    rbe_dequant_f32_avx2,
+    rbe_refine_f32_avx2,
+    rbe_dequant_i8_avx2,
+    {"encode_row_avx2", "unpack_avx2", "dequant_f32_avx2", "refine_f32_avx2",
+     "dequant_i8_avx2"},
+};
+
+static int cpu_has_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+}
+#endif
+
+#ifdef RBE_HAVE_NEON
+/* NEON is part of aarch64; on armv7 a build with NEON enabled requires it. */
+static const rbe_kernels kNeon = {
+    RBE_ISA_NEON,
+    rbe_encode_row_neon,
+    rbe_unpack_neon,
+    rbe_dequant_f32_neon,
+    rbe_refine_f32_neon,
+    rbe_dequant_i8_neon,
+    {"encode_row_neon", "unpack_neon", "dequant_f32_neon", "refine_f32_neon",
+     "dequant_i8_neon"},
+};
+#endif
+
+const rbe_kernels *rbe_kernels_for(rbe_isa isa)
+{
+    switch (isa) {
+    case RBE_ISA_AUTO:
+#ifdef RBE_HAVE_X86
+        if (cpu_has_avx2()) {
+            return &kAvx2;
+        }
+#endif
+#ifdef RBE_HAVE_NEON
+        return &kNeon;
+#endif
+        return &kScalar;
+    case RBE_ISA_SCALAR:
+        return &kScalar;
+    case RBE_ISA_AVX2:
+#ifdef RBE_HAVE_X86
+        if (cpu_has_avx2()) {
+            return &kAvx2;
+        }
+#endif
+        return NULL;
+    case RBE_ISA_NEON:
+#ifdef RBE_HAVE_NEON
+        return &kNeon;
+#endif
+        return NULL;
+    }
+    return NULL;
+}
+
+rbe_status rbe_selected_isa(rbe_isa *isa)
+{
+    if (isa == NULL) {
+        return RBE_ERR_NULL;
+    }
+    *isa = rbe_kernels_for(RBE_ISA_AUTO)->isa;
+    return RBE_OK;
+}
+
+rbe_status rbe_isa_available(rbe_isa isa, int *available)
+{
+    if (available == NULL) {
+        return RBE_ERR_NULL;
+    }
+    if (isa != RBE_ISA_AUTO && isa != RBE_ISA_SCALAR && isa != RBE_ISA_AVX2 &&
+        isa != RBE_ISA_NEON) {
+        return RBE_ERR_ISA;
+    }
+    *available = rbe_kernels_for(isa) != NULL;
+    return RBE_OK;
+}
+
+rbe_status rbe_kernel_name(rbe_kernel kernel, rbe_isa isa, const char **name)
+{
+    if (name == NULL) {
+        return RBE_ERR_NULL;
+    }
+
+    const rbe_kernels *kernels = rbe_kernels_for(isa);
+    if (kernels == NULL) {
+        return RBE_ERR_ISA;
+    }
+    if ((unsigned)kernel > (unsigned)RBE_KERNEL_DEQUANT_I8) {
+        return RBE_ERR_UNSUPPORTED;
+    }
+    *name = kernels->names[kernel];
+    return RBE_OK;
+}

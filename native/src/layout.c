@@ -1,0 +1,90 @@
+/* Matrix layout: argument checks shared by every codec entry point. */
+#include <float.h>
+#include <math.h>
+
+#include "internal.h"
+
+static size_t row_stride_for(size_t cols)
+{
+    return ((cols + 63) / 64) * 8;
+}
+
+rbe_status rbe_layout_init(rbe_layout *layout, size_t rows, size_t cols, unsigned bits,
+                           size_t group_size)
+{
+    if (layout == NULL) {
+        return RBE_ERR_NULL;
+    }
+    if (rows == 0 || cols == 0 || cols > SIZE_MAX - 63) {
+        return RBE_ERR_SIZE;
+    }
+    if (rows > SIZE_MAX / sizeof(float) / cols) {
+        return RBE_ERR_SIZE;
+    }
+    if (bits < 2 || bits > 16) {
+        return RBE_ERR_BITS;
+    }
+    if (group_size == 0) {
+        group_size = cols;
+    }
+    if (group_size > cols || cols % group_size != 0) {
+        return RBE_ERR_GROUP;
+    }
+
+    size_t row_stride = row_stride_for(cols);
+    if (rows > SIZE_MAX / row_stride) {
+        return RBE_ERR_SIZE;
+    }
+
+    layout->rows = rows;
+    layout->cols = cols;
+    layout->group_size = group_size;
+    layout->groups = cols / group_size;
+    layout->row_stride = row_stride;
+    layout->plane_bytes = rows * row_stride;
+    layout->bits = bits;
+    layout->isa = RBE_ISA_AUTO;
+    return RBE_OK;
+}
+
+rbe_status rbe_layout_check(const rbe_layout *layout)
+{
+    rbe_layout expected;
+
+    if (layout == NULL) {
+        return RBE_ERR_NULL;
+    }
+
+    rbe_status status = rbe_layout_init(&expected, layout->rows, layout->cols, layout->bits,
+                                        layout->group_size);
+    if (status != RBE_OK) {
+        return status;
+    }
+    if (layout->groups != expected.groups || layout->row_stride != expected.row_stride ||
+        layout->plane_bytes != expected.plane_bytes) {
+        return RBE_ERR_SIZE;
+    }
+    return RBE_OK;
+}
+
+rbe_status rbe_check_scale_zero(const rbe_layout *layout, const float *scale,
+                                const float *zero)
+{
+    double max_code = (double)((1u << layout->bits) - 1u);
+    size_t count = layout->rows * layout->groups;
+
+    for (size_t i = 0; i < count; i++) {
+        if (!(zero[i] >= 0.0f && zero[i] <= max_code && zero[i] == floorf(zero[i]))) {
+            return RBE_ERR_ZERO;
+        }
+
+        /* Normal scales keep every product normal (armv7 NEON flushes
+         * subnormals) and let refine recover integers by division. The
+         * largest |q - zero| bounds the largest decoded magnitude. */
+        double span = zero[i] > max_code - zero[i] ? zero[i] : max_code - zero[i];
+        if (!(isnormal(scale[i]) && scale[i] > 0.0f && (double)scale[i] * span <= FLT_MAX)) {
+            return RBE_ERR_SCALE;
+        }
+    }
+    return RBE_OK;
+}

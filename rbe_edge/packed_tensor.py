@@ -1,0 +1,177 @@
+"""PackedTensor: one weight tensor stored as bitplanes with its scales and zero points."""
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import numpy as np
+
+from rbe_edge import _native
+
+# How a tensor's axes map to the (rows, cols) matrix of the C core.
+#   "kn":     2-D MatMul right operand [K, N]; rows are the N columns.
+#   "nk":     first axis is rows, the rest flattened into cols
+#             (Gemm with transB, Conv [O, I, kh, kw]).
+#   "vector": 1-D tensor, one row.
+LAYOUTS = ("kn", "nk", "vector")
+
+
+def matrix_shape(shape: Tuple[int, ...], layout: str) -> Tuple[int, int]:
+    """Return (rows, cols) of the matrix view of a tensor."""
+    if layout == "kn":
+        return shape[1], shape[0]
+    if layout == "nk":
+        return shape[0], int(np.prod(shape[1:], dtype=np.int64))
+    return 1, shape[0]
+
+
+def to_matrix(tensor: np.ndarray, layout: str) -> np.ndarray:
+    """Return the (rows, cols) matrix view of a tensor (a copy if needed)."""
+    rows, cols = matrix_shape(tensor.shape, layout)
+    if layout == "kn":
+        return tensor.T
+    return tensor.reshape(rows, cols)
+
+
+@dataclass
+class PackedTensor:
+    """A weight tensor stored as bitplanes, most significant plane first.
+
+    Attributes:
+        name: tensor name, used in error messages and containers.
+        shape: shape of the original tensor.
+        layout: how the tensor maps to the matrix of rows x cols (see LAYOUTS).
+        bits: code width B.
+        group_size: columns sharing one scale and zero point.
+        planes: uint8 array [bits, rows, row_stride]; planes[0] is the most
+            significant plane.
+        scale: float32 array [rows, cols // group_size].
+        zero: float32 array [rows, cols // group_size] of integer zero points.
+    """
+
+    name: str
+    shape: Tuple[int, ...]
+    layout: str
+    bits: int
+    group_size: int
+    planes: np.ndarray
+    scale: np.ndarray
+    zero: np.ndarray
+
+    @property
+    def rows(self) -> int:
+        return matrix_shape(self.shape, self.layout)[0]
+
+    @property
+    def cols(self) -> int:
+        return matrix_shape(self.shape, self.layout)[1]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of planes, scales and zero points."""
+        return self.planes.nbytes + self.scale.nbytes + self.zero.nbytes
+
+    def decode(
+        self, planes: Optional[int] = None, *, out: Optional[np.ndarray] = None, isa: str = "auto"
+    ) -> np.ndarray:
+        """Decode with the top `planes` planes (all by default) to float32.
+
+        The result has the original shape. For layout "kn" it is a transposed
+        view of the C-contiguous [N, K] matrix the C core writes; pass it to
+        `refine` as it is. `out`, if given, must be such a result (or have
+        its memory layout); it is overwritten and returned, which saves the
+        allocation when decoding repeatedly.
+        """
+        used = self._check_planes(planes, upper=self.bits)
+        if out is None:
+            matrix = np.empty((self.rows, self.cols), dtype=np.float32)
+        else:
+            matrix = self._matrix_of(out, "decode")
+        layout = self._layout(isa)
+        pointers, keep = _native.plane_pointers(self.planes[:used])
+
+        status = _native.lib.rbe_decode_f32(
+            layout, pointers, used,
+            _native.pointer(self.scale, "float[]"),
+            _native.pointer(self.zero, "float[]"),
+            _native.writable_pointer(matrix, "float[]"),
+        )
+        del keep
+        _native.check(status, f"decoding tensor '{self.name}'")
+        return self._from_matrix(matrix) if out is None else out
+
+    def refine(self, decoded: np.ndarray, planes: int, *, isa: str = "auto") -> np.ndarray:
+        """Turn `decoded`, the result of decode(planes), into decode(planes + 1) in place.
+
+        Reads only plane index `planes`. Returns `decoded`.
+        """
+        used = self._check_planes(planes, upper=self.bits - 1)
+        matrix = self._matrix_of(decoded, "refine")
+        layout = self._layout(isa)
+
+        status = _native.lib.rbe_refine_f32(
+            layout,
+            _native.pointer(self.planes[used], "uint8_t[]"),
+            used,
+            _native.pointer(self.scale, "float[]"),
+            _native.pointer(self.zero, "float[]"),
+            _native.writable_pointer(matrix, "float[]"),
+        )
+        _native.check(status, f"refining tensor '{self.name}'")
+        return decoded
+
+    def decode_int8(self, planes: Optional[int] = None, *, isa: str = "auto") -> np.ndarray:
+        """Decode to signed 8-bit codes q_P - 2^(B-1), in the original shape (B <= 8).
+
+        The matching zero points are `zero - 2^(B-1)`.
+        """
+        if self.bits > 8:
+            raise ValueError(
+                f"tensor '{self.name}' has {self.bits}-bit codes; int8 decoding needs bits <= 8"
+            )
+        used = self._check_planes(planes, upper=self.bits)
+        matrix = np.empty((self.rows, self.cols), dtype=np.int8)
+        pointers, keep = _native.plane_pointers(self.planes[:used])
+
+        status = _native.lib.rbe_decode_i8(
+            self._layout(isa), pointers, used, _native.writable_pointer(matrix, "int8_t[]")
+        )
+        del keep
+        _native.check(status, f"decoding tensor '{self.name}' to int8")
+        return self._from_matrix(matrix)
+
+    def _layout(self, isa: str):
+        return _native.make_layout(self.rows, self.cols, self.bits, self.group_size, isa)
+
+    def _check_planes(self, planes: Optional[int], upper: int) -> int:
+        if planes is None:
+            return self.bits
+        if isinstance(planes, bool) or not isinstance(planes, (int, np.integer)):
+            raise TypeError(f"planes must be an int, got {type(planes).__name__}")
+        if not 1 <= planes <= upper:
+            raise ValueError(
+                f"planes={planes} is out of range for tensor '{self.name}': expected 1..{upper}"
+            )
+        return int(planes)
+
+    def _from_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        if self.layout == "kn":
+            return matrix.T
+        return matrix.reshape(self.shape)
+
+    def _matrix_of(self, decoded: np.ndarray, operation: str) -> np.ndarray:
+        """Return the writable C-contiguous matrix behind a decoded array."""
+        if not isinstance(decoded, np.ndarray) or decoded.dtype != np.float32:
+            raise TypeError(f"{operation} of tensor '{self.name}' needs a float32 numpy array")
+        if tuple(decoded.shape) != tuple(self.shape):
+            raise ValueError(
+                f"{operation} of tensor '{self.name}': buffer shape {decoded.shape} "
+                f"does not match the tensor shape {self.shape}"
+            )
+        # reshape of a non-contiguous array would copy, and the C core would
+        # then write to the copy.
+        view = decoded.T if self.layout == "kn" else decoded
+        if not view.flags.c_contiguous or not view.flags.writeable:
+            raise ValueError(
+                f"{operation} of tensor '{self.name}' needs a writable array with the memory "
+                "layout that decode() returns"
+            )
+        return view.reshape(self.rows, self.cols)
