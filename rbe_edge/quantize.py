@@ -44,7 +44,7 @@ def quantize(
     bits = _validate_bits(bits, name)
     group = _validate_group_size(group_size, cols, name)
 
-    matrix = to_matrix(tensor, layout).astype(np.float64)
+    matrix = np.ascontiguousarray(to_matrix(tensor, layout), dtype=np.float64)
     grouped = matrix.reshape(rows, cols // group, group)
     scale, zero = _choose_scale_zero(grouped, bits)
     codes = _round_codes(grouped, scale, zero, bits).reshape(rows, cols)
@@ -57,8 +57,8 @@ def quantize(
         bits=bits,
         group_size=group,
         planes=planes,
-        scale=scale.astype(np.float32),
-        zero=zero.astype(np.float32),
+        scale=np.ascontiguousarray(scale, dtype=np.float32),
+        zero=np.ascontiguousarray(zero, dtype=np.float32),
     )
 
 

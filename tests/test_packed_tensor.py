@@ -102,7 +102,8 @@ def test_decode_into_out_buffer():
 
 def test_unavailable_isa_raises_native_error():
     packed = rbe_edge.quantize(np.ones((4, 4), np.float32))
-    missing = [isa for isa in ("avx2", "neon") if isa not in rbe_edge.kernel_info()["available"]]
+    available = rbe_edge.kernel_info()["available"]
+    missing = [isa for isa in ("avx2", "avx512", "neon") if isa not in available]
     with pytest.raises(rbe_edge.NativeError, match="not available on this CPU"):
         packed.decode(isa=missing[0])
     with pytest.raises(ValueError, match="unknown isa"):
@@ -113,5 +114,7 @@ def test_kernel_info_names_kernels():
     info = rbe_edge.kernel_info()
     assert info["isa"] in info["available"]
     assert "scalar" in info["available"]
-    for kernel in ("encode", "unpack", "dequant_f32", "refine_f32", "dequant_i8"):
-        assert info[kernel].endswith("_" + info["isa"]), (kernel, info)
+    for kernel in ("encode", "unpack", "dequant_f32", "refine_f32", "dequant_i8", "gemm_f32"):
+        family = info[kernel].rsplit("_", 1)[1]
+        assert family in info["available"], (kernel, info)
+    assert info["gemm_f32"] == f"gemm_f32_{info['isa']}"

@@ -51,7 +51,8 @@ typedef enum rbe_isa {
     RBE_ISA_AUTO = 0,
     RBE_ISA_SCALAR = 1,
     RBE_ISA_AVX2 = 2,
-    RBE_ISA_NEON = 3
+    RBE_ISA_NEON = 3,
+    RBE_ISA_AVX512 = 4
 } rbe_isa;
 
 /* Operations whose kernel is chosen at run time. */
@@ -60,7 +61,8 @@ typedef enum rbe_kernel {
     RBE_KERNEL_UNPACK = 1,
     RBE_KERNEL_DEQUANT_F32 = 2,
     RBE_KERNEL_REFINE_F32 = 3,
-    RBE_KERNEL_DEQUANT_I8 = 4
+    RBE_KERNEL_DEQUANT_I8 = 4,
+    RBE_KERNEL_GEMM_F32 = 5
 } rbe_kernel;
 
 /*
@@ -143,6 +145,34 @@ rbe_status rbe_refine_f32(const rbe_layout *layout, const uint8_t *next_plane,
  */
 rbe_status rbe_decode_i8(const rbe_layout *layout, const uint8_t *const *planes,
                          unsigned planes_used, int8_t *out);
+
+/*
+ * Bit-serial product y[m, n] = sum_k x[m, k] * W_P[n, k] for m < batch, where
+ * W_P is the matrix decoded with the top `planes_used` planes (see
+ * rbe_decode_f32). x is row-major [batch, cols] and y row-major
+ * [batch, rows]; the weights are never expanded to floats. Work grows
+ * linearly with planes_used: each plane adds the activations whose bit is
+ * set, scaled by that plane's power of two.
+ *
+ * Results do not depend on the ISA or the thread count: every kernel
+ * accumulates in float32 in one fixed order. Inside each group, lane
+ * j = (k - group start) % 16 sums its columns in increasing k, for each
+ * column plane by plane, adding x * 2^(B-1-p) where the bit is set; the 16
+ * lanes are then added pairwise (j + 8, + 4, + 2, + 1), the group adds
+ * scale * (that sum + (midpoint - zero) * sum of the group's x), and groups
+ * accumulate in order. The error against exact arithmetic is that of
+ * float32 summation of about K / 16 + 4 terms per lane chain.
+ *
+ * `threads` (0 or 1 means the calling thread only) splits the rows between
+ * that many threads started for this call; no pool outlives the call.
+ * Errors: RBE_ERR_NULL, RBE_ERR_SIZE (batch zero or batch * cols or
+ * batch * rows overflows), RBE_ERR_PLANES, RBE_ERR_SCALE, RBE_ERR_ZERO,
+ * RBE_ERR_ISA, RBE_ERR_UNSUPPORTED (threads above 256, or threads above 1
+ * on a build without threads), plus the layout checks.
+ */
+rbe_status rbe_gemm_f32(const rbe_layout *layout, const uint8_t *const *planes,
+                        unsigned planes_used, const float *scale, const float *zero,
+                        const float *x, size_t batch, float *y, unsigned threads);
 
 /*
  * Reports the kernel family that RBE_ISA_AUTO selects on this CPU.

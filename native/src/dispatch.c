@@ -11,8 +11,9 @@ static const rbe_kernels kScalar = {
     rbe_dequant_f32_scalar,
     rbe_refine_f32_scalar,
     rbe_dequant_i8_scalar,
+    rbe_gemm_rows_scalar,
     {"encode_row_scalar", "unpack_scalar", "dequant_f32_scalar", "refine_f32_scalar",
-     "dequant_i8_scalar"},
+     "dequant_i8_scalar", "gemm_f32_scalar"},
 };
 
 #ifdef RBE_HAVE_X86
@@ -23,8 +24,23 @@ static const rbe_kernels kAvx2 = {
     rbe_dequant_f32_avx2,
     rbe_refine_f32_avx2,
     rbe_dequant_i8_avx2,
+    rbe_gemm_rows_avx2,
     {"encode_row_avx2", "unpack_avx2", "dequant_f32_avx2", "refine_f32_avx2",
-     "dequant_i8_avx2"},
+     "dequant_i8_avx2", "gemm_f32_avx2"},
+};
+
+/* AVX-512 replaces only the product; the codec kernels stay AVX2, which
+ * already decodes near memory bandwidth. */
+static const rbe_kernels kAvx512 = {
+    RBE_ISA_AVX512,
+    rbe_encode_row_avx2,
+    rbe_unpack_avx2,
+    rbe_dequant_f32_avx2,
+    rbe_refine_f32_avx2,
+    rbe_dequant_i8_avx2,
+    rbe_gemm_rows_avx512,
+    {"encode_row_avx2", "unpack_avx2", "dequant_f32_avx2", "refine_f32_avx2",
+     "dequant_i8_avx2", "gemm_f32_avx512"},
 };
 
 static int cpu_has_avx2(void)
@@ -32,10 +48,24 @@ static int cpu_has_avx2(void)
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2");
 }
+
+static int cpu_has_avx512(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f");
+}
 #endif
 
 #ifdef RBE_HAVE_NEON
-/* NEON is part of aarch64; on armv7 a build with NEON enabled requires it. */
+/* NEON is part of aarch64; on armv7 a build with NEON enabled requires it.
+ * armv7 keeps the scalar product (see gemm_neon.c). */
+#if defined(__aarch64__)
+#define RBE_GEMM_NEON rbe_gemm_rows_neon
+#define RBE_GEMM_NEON_NAME "gemm_f32_neon"
+#else
+#define RBE_GEMM_NEON rbe_gemm_rows_scalar
+#define RBE_GEMM_NEON_NAME "gemm_f32_scalar"
+#endif
 static const rbe_kernels kNeon = {
     RBE_ISA_NEON,
     rbe_encode_row_neon,
@@ -43,8 +73,9 @@ static const rbe_kernels kNeon = {
     rbe_dequant_f32_neon,
     rbe_refine_f32_neon,
     rbe_dequant_i8_neon,
+    RBE_GEMM_NEON,
     {"encode_row_neon", "unpack_neon", "dequant_f32_neon", "refine_f32_neon",
-     "dequant_i8_neon"},
+     "dequant_i8_neon", RBE_GEMM_NEON_NAME},
 };
 #endif
 
@@ -53,6 +84,9 @@ const rbe_kernels *rbe_kernels_for(rbe_isa isa)
     switch (isa) {
     case RBE_ISA_AUTO:
 #ifdef RBE_HAVE_X86
+        if (cpu_has_avx512()) {
+            return &kAvx512;
+        }
         if (cpu_has_avx2()) {
             return &kAvx2;
         }
@@ -67,6 +101,13 @@ const rbe_kernels *rbe_kernels_for(rbe_isa isa)
 #ifdef RBE_HAVE_X86
         if (cpu_has_avx2()) {
             return &kAvx2;
+        }
+#endif
+        return NULL;
+    case RBE_ISA_AVX512:
+#ifdef RBE_HAVE_X86
+        if (cpu_has_avx512()) {
+            return &kAvx512;
         }
 #endif
         return NULL;
@@ -94,7 +135,7 @@ rbe_status rbe_isa_available(rbe_isa isa, int *available)
         return RBE_ERR_NULL;
     }
     if (isa != RBE_ISA_AUTO && isa != RBE_ISA_SCALAR && isa != RBE_ISA_AVX2 &&
-        isa != RBE_ISA_NEON) {
+        isa != RBE_ISA_NEON && isa != RBE_ISA_AVX512) {
         return RBE_ERR_ISA;
     }
     *available = rbe_kernels_for(isa) != NULL;
@@ -111,7 +152,7 @@ rbe_status rbe_kernel_name(rbe_kernel kernel, rbe_isa isa, const char **name)
     if (kernels == NULL) {
         return RBE_ERR_ISA;
     }
-    if ((unsigned)kernel > (unsigned)RBE_KERNEL_DEQUANT_I8) {
+    if ((unsigned)kernel > (unsigned)RBE_KERNEL_GEMM_F32) {
         return RBE_ERR_UNSUPPORTED;
     }
     *name = kernels->names[kernel];

@@ -41,6 +41,24 @@ typedef void (*rbe_refine_f32_fn)(const uint16_t *bit, size_t n, float scale,
 typedef void (*rbe_dequant_i8_fn)(const uint16_t *codes, size_t n, unsigned bits,
                                   int8_t *out);
 
+/* Arguments of one bit-serial product, validated by rbe_gemm_f32. */
+typedef struct rbe_gemm_args {
+    const rbe_layout *layout;
+    const uint8_t *const *planes;
+    unsigned planes_used;
+    const float *scale;
+    const float *zero;
+    const float *x;   /* [batch, cols] */
+    size_t batch;
+    float *y;         /* [batch, rows] */
+} rbe_gemm_args;
+
+/* Lanes of the fixed accumulation order that every GEMM kernel follows. */
+#define RBE_GEMM_LANES 16
+
+/* Computes y for rows [row_begin, row_end) and every batch entry. */
+typedef void (*rbe_gemm_rows_fn)(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
+
 typedef struct rbe_kernels {
     rbe_isa isa;
     rbe_encode_row_fn encode_row;
@@ -48,8 +66,49 @@ typedef struct rbe_kernels {
     rbe_dequant_f32_fn dequant_f32;
     rbe_refine_f32_fn refine_f32;
     rbe_dequant_i8_fn dequant_i8;
-    const char *names[5]; /* indexed by rbe_kernel */
+    rbe_gemm_rows_fn gemm_rows; /* needs group_size % 16 == 0 or one group per row */
+    const char *names[6];       /* indexed by rbe_kernel */
 } rbe_kernels;
+
+/*
+ * Pairwise sum of 16 lanes (j + 8, + 4, + 2, + 1), the final step of every
+ * GEMM kernel, shared so that all kernels round identically.
+ */
+static inline float rbe_gemm_reduce_lanes(const float *lanes)
+{
+    float level[8];
+
+    for (int j = 0; j < 8; j++) {
+        level[j] = lanes[j] + lanes[j + 8];
+    }
+    for (int width = 4; width >= 1; width /= 2) {
+        for (int j = 0; j < width; j++) {
+            level[j] = level[j] + level[j + width];
+        }
+    }
+    return level[0];
+}
+
+/*
+ * Adds one group's contribution to a row's running sum:
+ *   total + scale * (sum(lanes) + (midpoint - zero) * sum(x_lanes)).
+ */
+static inline float rbe_gemm_add_group(float total, const float *lanes, const float *x_lanes,
+                                       float scale, float midpoint, float zero)
+{
+    float bits_sum = rbe_gemm_reduce_lanes(lanes);
+    float x_sum = rbe_gemm_reduce_lanes(x_lanes);
+    float offset = (midpoint - zero) * x_sum;
+    float group_sum = bits_sum + offset;
+    float scaled = scale * group_sum;
+    return total + scaled;
+}
+
+/* The midpoint term of q_P as a float: 2^(B-P-1), or 0 when P == B. */
+static inline float rbe_midpoint(unsigned bits, unsigned planes_used)
+{
+    return planes_used < bits ? (float)(1u << (bits - planes_used - 1)) : 0.0f;
+}
 
 /* Returns the kernel table for `isa`, or NULL when this CPU cannot run it. */
 const rbe_kernels *rbe_kernels_for(rbe_isa isa);
@@ -70,6 +129,7 @@ void rbe_dequant_f32_scalar(const uint16_t *codes, size_t n, float scale, float 
 void rbe_refine_f32_scalar(const uint16_t *bit, size_t n, float scale, float delta_set,
                            float delta_clear, float *inout);
 void rbe_dequant_i8_scalar(const uint16_t *codes, size_t n, unsigned bits, int8_t *out);
+void rbe_gemm_rows_scalar(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
 
 #if defined(__x86_64__) || defined(__i386__)
 #define RBE_HAVE_X86 1
@@ -83,6 +143,9 @@ void rbe_dequant_f32_avx2(const uint16_t *codes, size_t n, float scale, float ze
 void rbe_refine_f32_avx2(const uint16_t *bit, size_t n, float scale, float delta_set,
                          float delta_clear, float *inout);
 void rbe_dequant_i8_avx2(const uint16_t *codes, size_t n, unsigned bits, int8_t *out);
+void rbe_gemm_rows_avx2(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
+#define RBE_TARGET_AVX512 __attribute__((target("avx512f")))
+void rbe_gemm_rows_avx512(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
 #endif
 
 #if defined(__ARM_NEON) || defined(__ARM_NEON__)
@@ -96,6 +159,9 @@ void rbe_dequant_f32_neon(const uint16_t *codes, size_t n, float scale, float ze
 void rbe_refine_f32_neon(const uint16_t *bit, size_t n, float scale, float delta_set,
                          float delta_clear, float *inout);
 void rbe_dequant_i8_neon(const uint16_t *codes, size_t n, unsigned bits, int8_t *out);
+#if defined(__aarch64__)
+void rbe_gemm_rows_neon(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
+#endif
 #endif
 
 #endif /* RBE_EDGE_INTERNAL_H */

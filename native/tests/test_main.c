@@ -8,11 +8,13 @@ int check_failed = 0;
 
 void test_codec_arguments(void);
 void test_codec_kernels(void);
+void test_gemm(void);
 
 int main(void)
 {
     test_codec_arguments();
     test_codec_kernels();
+    test_gemm();
 
     printf("%d passed, %d failed\n", check_passed, check_failed);
     return check_failed == 0 ? 0 : 1;

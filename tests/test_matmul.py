@@ -1,0 +1,95 @@
+"""PackedTensor.matmul: bit-serial products against float64 and across kernels."""
+import numpy as np
+import pytest
+
+import rbe_edge
+from reference import codes_from_planes
+
+UNIT_ROUNDOFF = 2.0**-24
+
+
+def float32_bound(packed, x, planes):
+    """Bound on |matmul - exact| for float32 accumulation, per output.
+
+    The longest chain of roundings is n = ceil(G/16) * (P + 1) + 8 + groups
+    (lane additions, the 4-level lane tree, offset, scale, group sum), so the
+    error is at most 2 * gamma(n) * sum_g scale * (sum_k |x| (q_P - mid)
+    + |mid - zero| * sum_k |x|), gamma(n) = n u / (1 - n u), u = 2^-24.
+    """
+    bits, group = packed.bits, packed.group_size
+    midpoint = 2.0 ** (bits - planes - 1) if planes < bits else 0.0
+    chain = -(-group // 16) * (planes + 1) + 8 + packed.scale.shape[1]
+    gamma = chain * UNIT_ROUNDOFF / (1 - chain * UNIT_ROUNDOFF)
+
+    codes = codes_from_planes(packed, planes).astype(np.float64) - midpoint  # [N, K]
+    abs_x = np.abs(x.astype(np.float64))                                     # [M, K]
+    groups = packed.scale.shape[1]
+    per_group_bits = (abs_x[:, None, :] * codes[None]).reshape(len(x), packed.rows, groups, group)
+    per_group_x = abs_x.reshape(len(x), 1, groups, group).sum(axis=3)
+    offset = np.abs(midpoint - packed.zero.astype(np.float64))
+    magnitude = packed.scale * (per_group_bits.sum(axis=3) + offset[None] * per_group_x)
+    return 2 * gamma * magnitude.sum(axis=2)
+
+
+@pytest.mark.parametrize("k, n, group", [(1, 5, None), (17, 33, None), (64, 16, 16),
+                                         (1000, 19, 40), (96, 7, 3)])
+@pytest.mark.parametrize("bits", [2, 8, 13])
+@pytest.mark.parametrize("batch", [1, 16])
+def test_matmul_within_float32_bound(k, n, group, bits, batch):
+    rng = np.random.default_rng(k + n + bits)
+    w = rng.standard_normal((k, n)).astype(np.float32)
+    x = rng.standard_normal((batch, k)).astype(np.float32)
+    packed = rbe_edge.quantize(w, bits=bits, group_size=group)
+
+    for planes in range(1, bits + 1):
+        exact = x.astype(np.float64) @ packed.decode(planes).astype(np.float64)
+        result = packed.matmul(x, planes)
+        error = np.abs(result.astype(np.float64) - exact)
+        bound = float32_bound(packed, x, planes)
+        assert result.shape == (batch, n) and result.dtype == np.float32
+        worst = np.unravel_index(np.argmax(error - bound), error.shape)
+        assert np.all(error <= bound), (
+            f"P={planes}: error {error[worst]:.3g} above bound {bound[worst]:.3g} at {worst}")
+
+
+def test_matmul_identical_across_isas_and_threads():
+    rng = np.random.default_rng(3)
+    packed = rbe_edge.quantize(rng.standard_normal((200, 77)).astype(np.float32), group_size=40)
+    x = rng.standard_normal((5, 200)).astype(np.float32)
+    available = rbe_edge.kernel_info()["available"]
+
+    for planes in (1, 4, 8):
+        reference = packed.matmul(x, planes, isa="scalar")
+        for isa in available:
+            for threads in (1, 2, 5):
+                result = packed.matmul(x, planes, isa=isa, threads=threads)
+                assert result.tobytes() == reference.tobytes(), (planes, isa, threads)
+
+
+def test_matmul_vector_input():
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((48, 10)).astype(np.float32)
+    packed = rbe_edge.quantize(w)
+    x = rng.standard_normal(48)
+
+    result = packed.matmul(x, 6)
+    assert result.shape == (10,)
+    np.testing.assert_allclose(result, x @ packed.decode(6), rtol=1e-5, atol=1e-5)
+
+
+def test_matmul_rejects_bad_input():
+    packed = rbe_edge.quantize(np.ones((8, 4), np.float32), name="fc")
+    with pytest.raises(ValueError, match=r"needs x of shape \[M, 8\] or \[8\], got \(3, 4\)"):
+        packed.matmul(np.ones((3, 4), np.float32))
+    with pytest.raises(TypeError, match="x must be float"):
+        packed.matmul(np.ones(8, np.int32))
+    with pytest.raises(ValueError, match="threads must be a positive int"):
+        packed.matmul(np.ones(8, np.float32), threads=0)
+    with pytest.raises(ValueError, match="planes=9"):
+        packed.matmul(np.ones(8, np.float32), 9)
+    with pytest.raises(ValueError, match="x is empty"):
+        packed.matmul(np.ones((0, 8), np.float32))
+
+    conv = rbe_edge.quantize(np.ones((4, 2, 3, 3), np.float32), name="conv")
+    with pytest.raises(ValueError, match="tensor 'conv' needs layout 'kn'"):
+        conv.matmul(np.ones(18, np.float32))
