@@ -11,9 +11,9 @@ VENV_PYTHON = $(VENV)/bin/python
 INSTALLED = $(VENV)/.installed
 NATIVE_FILES := $(shell find native/include native/src -name '*.[ch]') native/build_cffi.py
 
-.PHONY: test test-c test-python demo clean
+.PHONY: test test-c test-python test-fuzz demo clean
 
-test: test-c test-python
+test: test-c test-python test-fuzz
 
 $(INSTALLED): pyproject.toml setup.py $(NATIVE_FILES)
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,22 @@ test-c:
 
 test-python: $(INSTALLED)
 	$(VENV_PYTHON) -m pytest
+
+# Fuzzes the container readers for FUZZ_SECONDS each: the C reader with
+# libFuzzer and sanitizers (native/Makefile), the Python reader with atheris.
+# REQUIRE_FUZZ=1 turns a missing clang or atheris into a failure.
+FUZZ_SECONDS ?= 60
+test-fuzz: $(INSTALLED)
+	$(MAKE) -C native fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) REQUIRE_FUZZ=$(REQUIRE_FUZZ)
+	@mkdir -p build/fuzz_python_corpus
+	@if $(VENV_PYTHON) -c 'import atheris' 2>/dev/null; then \
+		$(VENV_PYTHON) tests/fuzz/fuzz_container.py -max_total_time=$(FUZZ_SECONDS) \
+			-max_len=4096 -artifact_prefix=build/ build/fuzz_python_corpus native/fuzz/corpus; \
+	elif [ "$(REQUIRE_FUZZ)" = "1" ]; then \
+		echo "error: atheris is not installed; pip install -e '.[test]'" >&2; exit 1; \
+	else \
+		echo "skipped the Python fuzzer: atheris is not installed (set REQUIRE_FUZZ=1 to fail instead)"; \
+	fi
 
 demo: $(INSTALLED)
 	$(VENV_PYTHON) tools/bench_codec.py

@@ -3,7 +3,14 @@ from rbe_edge.errors import NativeError, RbeError
 from rbe_edge.kernels import kernel_info
 from rbe_edge.packed_tensor import PackedTensor
 from rbe_edge.quantize import quantize
+from rbe_edge.container import ContainerError
+from rbe_edge.weights import PackError
+from rbe_edge.bundle import Bundle, BundleError
+from rbe_edge.pack import pack_model
 
 __version__ = "0.1.0"
 
-__all__ = ["NativeError", "PackedTensor", "RbeError", "kernel_info", "quantize"]
+__all__ = [
+    "Bundle", "BundleError", "ContainerError", "NativeError", "PackError", "PackedTensor",
+    "RbeError", "kernel_info", "pack_model", "quantize",
+]

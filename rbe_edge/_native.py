@@ -31,6 +31,7 @@ KERNELS = {
     "refine_f32": lib.RBE_KERNEL_REFINE_F32,
     "dequant_i8": lib.RBE_KERNEL_DEQUANT_I8,
     "gemm_f32": lib.RBE_KERNEL_GEMM_F32,
+    "update_upper": lib.RBE_KERNEL_UPDATE_UPPER,
 }
 
 
@@ -73,9 +74,9 @@ def writable_pointer(array: np.ndarray, ctype: str):
     return ffi.from_buffer(ctype, array, require_writable=True)
 
 
-def plane_pointers(planes: Sequence[np.ndarray]):
+def plane_pointers(planes: Sequence[np.ndarray], writable: bool = False):
     """Return (`uint8_t *[]`, keep-alive list) for a sequence of plane buffers."""
-    buffers = [ffi.from_buffer("uint8_t[]", plane, require_writable=False) for plane in planes]
+    buffers = [ffi.from_buffer("uint8_t[]", plane, require_writable=writable) for plane in planes]
     array = ffi.new("uint8_t *[]", len(buffers))
     for index, buffer in enumerate(buffers):
         array[index] = buffer

@@ -43,7 +43,12 @@ typedef enum rbe_status {
     RBE_ERR_SCALE = 7,          /* a scale is not a positive normal float, or a value overflows */
     RBE_ERR_ZERO = 8,           /* a zero point is not an integer in 0..2^bits-1 */
     RBE_ERR_ISA = 9,            /* the requested instruction set is not available */
-    RBE_ERR_UNSUPPORTED = 10    /* valid arguments, but the operation does not support them */
+    RBE_ERR_UNSUPPORTED = 10,   /* valid arguments, but the operation does not support them */
+    RBE_ERR_FORMAT = 11,        /* a container is malformed: magic, offsets, shapes or sizes */
+    RBE_ERR_VERSION = 12,       /* a container was written by a newer format version */
+    RBE_ERR_TRUNCATED = 13,     /* a container ends before the data it declares */
+    RBE_ERR_CHECKSUM = 14,      /* a CRC32C of a container chunk does not match */
+    RBE_ERR_VALUE = 15          /* a float argument is NaN, infinite or out of range */
 } rbe_status;
 
 /* Kernel families. RBE_ISA_AUTO picks the fastest one the CPU supports. */
@@ -62,7 +67,8 @@ typedef enum rbe_kernel {
     RBE_KERNEL_DEQUANT_F32 = 2,
     RBE_KERNEL_REFINE_F32 = 3,
     RBE_KERNEL_DEQUANT_I8 = 4,
-    RBE_KERNEL_GEMM_F32 = 5
+    RBE_KERNEL_GEMM_F32 = 5,
+    RBE_KERNEL_UPDATE_UPPER = 6
 } rbe_kernel;
 
 /*
@@ -174,6 +180,54 @@ rbe_status rbe_gemm_f32(const rbe_layout *layout, const uint8_t *const *planes,
                         unsigned planes_used, const float *scale, const float *zero,
                         const float *x, size_t batch, float *y, unsigned threads);
 
+/* How upper-bitplane steps turn gradients into moves. */
+typedef enum rbe_update_mode {
+    RBE_UPDATE_ACCUMULATE = 0,  /* int8 accumulator per weight keeps sub-step remainders */
+    RBE_UPDATE_SIGN = 1         /* stateless: one step against the gradient, by chance */
+} rbe_update_mode;
+
+typedef struct rbe_update_params {
+    unsigned upper_planes;      /* U, 1..B: the top planes that steps may change */
+    rbe_update_mode mode;
+    float learning_rate;        /* positive and finite */
+    uint64_t seed;              /* stochastic rounding stream */
+    uint64_t step;              /* step number; the same seed and step repeat a result */
+} rbe_update_params;
+
+/*
+ * Applies one upper-bitplane step to a matrix of codes, given grad, the
+ * gradient of the loss with respect to the decoded weights (row-major
+ * [rows, cols], as rbe_decode_f32 writes them). A code q splits into an
+ * upper part t = q >> (B-U) and a lower part; only t changes, by whole
+ * steps, clamped to 0..2^U-1, so codes never wrap and planes U..B-1 are
+ * never written. The wanted move in steps is
+ *   d = -learning_rate * grad / (scale * 2^(B-U)).
+ * RBE_UPDATE_ACCUMULATE adds d to a per-weight int8 accumulator
+ * (accum[rows * cols], 128 units per step, stochastically rounded) and
+ * moves t by its whole steps, keeping the rest. RBE_UPDATE_SIGN moves t
+ * one step in the direction of d with probability min(|d|, 1) and keeps no
+ * state (accum may be NULL). Random numbers depend only on seed, step and
+ * the element index, so results repeat exactly on every ISA.
+ * Errors: RBE_ERR_NULL, RBE_ERR_PLANES (upper_planes outside 1..B),
+ * RBE_ERR_SCALE, RBE_ERR_VALUE (learning rate not positive and finite, or a
+ * gradient NaN or infinite; nothing is written), RBE_ERR_UNSUPPORTED
+ * (unknown mode), RBE_ERR_ISA, plus the layout checks.
+ */
+rbe_status rbe_update_upper(const rbe_layout *layout, uint8_t *const *planes,
+                            const float *scale, const float *grad, int8_t *accum,
+                            const rbe_update_params *params);
+
+/*
+ * Re-estimates the lower bits: folds each accumulator into its code,
+ *   q += round(accum * 2^(B-U) / 128), clamped to 0..2^B-1,
+ * and leaves in accum only the part below one code (zero after a clamp).
+ * All B planes may change. Call it periodically and at the end of training.
+ * Errors: RBE_ERR_NULL, RBE_ERR_PLANES (upper_planes outside 1..B),
+ * RBE_ERR_ISA, plus the layout checks.
+ */
+rbe_status rbe_fold_lsb(const rbe_layout *layout, uint8_t *const *planes, int8_t *accum,
+                        unsigned upper_planes);
+
 /*
  * Reports the kernel family that RBE_ISA_AUTO selects on this CPU.
  * Errors: RBE_ERR_NULL.
@@ -194,6 +248,95 @@ rbe_status rbe_isa_available(rbe_isa isa, int *available);
  * RBE_ERR_UNSUPPORTED (unknown kernel).
  */
 rbe_status rbe_kernel_name(rbe_kernel kernel, rbe_isa isa, const char **name);
+
+/*
+ * ---- Container reader (model.rbe) ----
+ *
+ * model.rbe holds the packed weights of a whole model in plane-major order:
+ * a 64-byte header, a tensor table, the scales and zero points of every
+ * tensor, then plane 0 of every tensor, plane 1 of every tensor, and so on.
+ * Every chunk starts on a 64-byte boundary and has its own CRC32C. A prefix
+ * of the file that ends at plane_end[P-1] is a valid model with P planes.
+ * docs/format.md specifies the bytes. The reader works on a caller-owned
+ * buffer (typically a memory-mapped file) and never copies or allocates.
+ */
+
+typedef struct rbe_container {
+    const uint8_t *data;        /* the caller's buffer: the file or a prefix of it */
+    size_t size;                /* bytes available in data */
+    uint32_t version;           /* format version, 1 */
+    uint32_t tensor_count;
+    uint32_t max_bits;          /* largest B of any tensor; 0 when there are no tensors */
+    uint32_t planes_available;  /* planes (P) fully present in the buffer */
+    uint64_t file_size;         /* size of the complete file, every plane included */
+    uint64_t data_offset;       /* first byte of the scale and zero point chunks */
+    uint64_t plane_end[16];     /* plane_end[p]: bytes needed for planes 0..p */
+} rbe_container;
+
+typedef struct rbe_container_tensor {
+    const char *name;           /* UTF-8, not NUL-terminated, points into the buffer */
+    size_t name_len;
+    uint32_t ndim;              /* 1..4 */
+    uint32_t layout;            /* 0 = kn, 1 = nk, 2 = vector */
+    uint64_t shape[4];          /* unused dimensions are 0 */
+    uint32_t bits;              /* B of this tensor, 2..16 */
+    uint32_t params_crc;
+    uint64_t rows;
+    uint64_t cols;
+    uint64_t group_size;
+    uint64_t params_offset;     /* scale[rows * groups] float32, then zero[rows * groups] */
+    uint64_t plane_bytes;       /* rows * row_stride, the size of one plane chunk */
+    uint64_t plane_offset[16];  /* file offset of each plane chunk; 0 for p >= bits */
+    uint32_t plane_crc[16];
+} rbe_container_tensor;
+
+/*
+ * Updates *crc with the CRC32C (Castagnoli) of data[0..size-1]. Start with
+ * *crc = 0; feeding a buffer in pieces gives the same result as in one call.
+ * Errors: RBE_ERR_NULL (crc NULL, or data NULL with size > 0).
+ */
+rbe_status rbe_crc32c(const void *data, size_t size, uint32_t *crc);
+
+/*
+ * Parses and validates the header and tensor table of a container held in
+ * data[0..size-1], which may be a prefix of the file that ends on a plane
+ * boundary. Checks magic, version, the header and table CRC32Cs, shapes,
+ * layouts, bit widths, alignment, and that every chunk lies inside the file
+ * with no overlap, in plane-major order. Chunk CRCs are checked by
+ * rbe_container_verify. On failure *container is left zeroed.
+ * Errors: RBE_ERR_NULL, RBE_ERR_TRUNCATED (the header, the table, the
+ * scales or plane 0 are cut off, or the prefix does not end on a plane
+ * boundary), RBE_ERR_FORMAT, RBE_ERR_VERSION, RBE_ERR_CHECKSUM.
+ */
+rbe_status rbe_container_open(rbe_container *container, const uint8_t *data, size_t size);
+
+/*
+ * Fills *tensor with entry `index` of an opened container's table.
+ * Errors: RBE_ERR_NULL, RBE_ERR_SIZE (index >= tensor_count).
+ */
+rbe_status rbe_container_tensor_info(const rbe_container *container, uint32_t index,
+                                     rbe_container_tensor *tensor);
+
+/*
+ * Checks the CRC32C of every scale/zero chunk and of planes 0..planes-1 of
+ * every tensor (a tensor with fewer bits is checked up to its bits).
+ * Errors: RBE_ERR_NULL, RBE_ERR_PLANES (planes outside 1..planes_available),
+ * RBE_ERR_CHECKSUM.
+ */
+rbe_status rbe_container_verify(const rbe_container *container, uint32_t planes);
+
+/*
+ * Points plane_ptrs[0..used-1], *scale and *zero into the buffer for entry
+ * `index`, with used = min(planes, bits), and fills *layout so the result
+ * can be passed to rbe_decode_f32. The float arrays are 4-byte aligned
+ * when the buffer is. plane_ptrs must hold 16 entries.
+ * Errors: RBE_ERR_NULL, RBE_ERR_SIZE (bad index), RBE_ERR_PLANES (planes
+ * outside 1..planes_available).
+ */
+rbe_status rbe_container_tensor_data(const rbe_container *container, uint32_t index,
+                                     uint32_t planes, rbe_layout *layout,
+                                     const uint8_t **plane_ptrs, const float **scale,
+                                     const float **zero);
 
 /* RBE_CDEF_END */
 

@@ -1,43 +1,12 @@
 /*
  * Public codec entry points: validate everything, then walk the matrix row
- * by row in chunks of RBE_CHUNK_COLS columns. Each chunk is unpacked into a
- * small stack buffer of codes, then converted group segment by group
- * segment, so group sizes need not align with any vector width.
+ * by row in chunks of RBE_CHUNK_COLS columns (see rbe_chunk). Each chunk is
+ * unpacked into a small stack buffer of codes, then converted group segment
+ * by group segment, so group sizes need not align with any vector width.
  */
 #include <string.h>
 
 #include "internal.h"
-
-typedef struct chunk {
-    size_t row;
-    size_t first_col;   /* multiple of RBE_CHUNK_COLS */
-    size_t cols;        /* valid columns in this chunk */
-    size_t plane_bytes; /* bytes to read from each plane row, a multiple of 8 */
-} chunk;
-
-static chunk chunk_at(const rbe_layout *layout, size_t row, size_t first_col)
-{
-    chunk result;
-    size_t first_byte = first_col / 8;
-    size_t bytes_left = layout->row_stride - first_byte;
-    size_t cols_left = layout->cols - first_col;
-
-    result.row = row;
-    result.first_col = first_col;
-    result.cols = cols_left < RBE_CHUNK_COLS ? cols_left : RBE_CHUNK_COLS;
-    result.plane_bytes = bytes_left < RBE_CHUNK_COLS / 8 ? bytes_left : RBE_CHUNK_COLS / 8;
-    return result;
-}
-
-static void point_plane_rows(const rbe_layout *layout, const uint8_t *const *planes,
-                             unsigned count, const chunk *at, const uint8_t **plane_rows)
-{
-    size_t offset = at->row * layout->row_stride + at->first_col / 8;
-
-    for (unsigned p = 0; p < count; p++) {
-        plane_rows[p] = planes[p] + offset;
-    }
-}
 
 static rbe_status check_planes(const uint8_t *const *planes, unsigned count)
 {
@@ -130,11 +99,11 @@ rbe_status rbe_decode_f32(const rbe_layout *layout, const uint8_t *const *planes
 
     for (size_t r = 0; r < layout->rows; r++) {
         for (size_t c0 = 0; c0 < layout->cols; c0 += RBE_CHUNK_COLS) {
-            chunk at = chunk_at(layout, r, c0);
+            rbe_chunk at = rbe_chunk_at(layout, r, c0);
             const uint8_t *plane_rows[16];
             uint16_t codes[RBE_CHUNK_COLS];
 
-            point_plane_rows(layout, planes, planes_used, &at, plane_rows);
+            rbe_point_plane_rows(layout, planes, planes_used, &at, plane_rows);
             kernels->unpack(plane_rows, at.plane_bytes, layout->bits, planes_used, codes);
 
             /* Convert each group segment with its own scale and zero. */
@@ -182,11 +151,11 @@ rbe_status rbe_refine_f32(const rbe_layout *layout, const uint8_t *next_plane,
 
     for (size_t r = 0; r < layout->rows; r++) {
         for (size_t c0 = 0; c0 < layout->cols; c0 += RBE_CHUNK_COLS) {
-            chunk at = chunk_at(layout, r, c0);
+            rbe_chunk at = rbe_chunk_at(layout, r, c0);
             const uint8_t *plane_row;
             uint16_t bit[RBE_CHUNK_COLS];
 
-            point_plane_rows(layout, &next_plane, 1, &at, &plane_row);
+            rbe_point_plane_rows(layout, &next_plane, 1, &at, &plane_row);
             kernels->unpack(&plane_row, at.plane_bytes, 1, 1, bit);
 
             size_t end = c0 + at.cols;
@@ -228,11 +197,11 @@ rbe_status rbe_decode_i8(const rbe_layout *layout, const uint8_t *const *planes,
 
     for (size_t r = 0; r < layout->rows; r++) {
         for (size_t c0 = 0; c0 < layout->cols; c0 += RBE_CHUNK_COLS) {
-            chunk at = chunk_at(layout, r, c0);
+            rbe_chunk at = rbe_chunk_at(layout, r, c0);
             const uint8_t *plane_rows[16];
             uint16_t codes[RBE_CHUNK_COLS];
 
-            point_plane_rows(layout, planes, planes_used, &at, plane_rows);
+            rbe_point_plane_rows(layout, planes, planes_used, &at, plane_rows);
             kernels->unpack(plane_rows, at.plane_bytes, layout->bits, planes_used, codes);
             kernels->dequant_i8(codes, at.cols, layout->bits, out + r * layout->cols + c0);
         }

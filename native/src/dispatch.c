@@ -12,8 +12,9 @@ static const rbe_kernels kScalar = {
     rbe_refine_f32_scalar,
     rbe_dequant_i8_scalar,
     rbe_gemm_rows_scalar,
+    rbe_update_upper_scalar,
     {"encode_row_scalar", "unpack_scalar", "dequant_f32_scalar", "refine_f32_scalar",
-     "dequant_i8_scalar", "gemm_f32_scalar"},
+     "dequant_i8_scalar", "gemm_f32_scalar", "update_upper_scalar"},
 };
 
 #ifdef RBE_HAVE_X86
@@ -25,8 +26,9 @@ static const rbe_kernels kAvx2 = {
     rbe_refine_f32_avx2,
     rbe_dequant_i8_avx2,
     rbe_gemm_rows_avx2,
+    rbe_update_upper_avx2,
     {"encode_row_avx2", "unpack_avx2", "dequant_f32_avx2", "refine_f32_avx2",
-     "dequant_i8_avx2", "gemm_f32_avx2"},
+     "dequant_i8_avx2", "gemm_f32_avx2", "update_upper_avx2"},
 };
 
 /* AVX-512 replaces only the product; the codec kernels stay AVX2, which
@@ -39,8 +41,9 @@ static const rbe_kernels kAvx512 = {
     rbe_refine_f32_avx2,
     rbe_dequant_i8_avx2,
     rbe_gemm_rows_avx512,
+    rbe_update_upper_avx2,
     {"encode_row_avx2", "unpack_avx2", "dequant_f32_avx2", "refine_f32_avx2",
-     "dequant_i8_avx2", "gemm_f32_avx512"},
+     "dequant_i8_avx2", "gemm_f32_avx512", "update_upper_avx2"},
 };
 
 static int cpu_has_avx2(void)
@@ -58,13 +61,17 @@ static int cpu_has_avx512(void)
 
 #ifdef RBE_HAVE_NEON
 /* NEON is part of aarch64; on armv7 a build with NEON enabled requires it.
- * armv7 keeps the scalar product (see gemm_neon.c). */
+ * armv7 keeps the scalar product and update (see gemm_neon.c, update_neon.c). */
 #if defined(__aarch64__)
 #define RBE_GEMM_NEON rbe_gemm_rows_neon
 #define RBE_GEMM_NEON_NAME "gemm_f32_neon"
+#define RBE_UPDATE_NEON rbe_update_upper_neon
+#define RBE_UPDATE_NEON_NAME "update_upper_neon"
 #else
 #define RBE_GEMM_NEON rbe_gemm_rows_scalar
 #define RBE_GEMM_NEON_NAME "gemm_f32_scalar"
+#define RBE_UPDATE_NEON rbe_update_upper_scalar
+#define RBE_UPDATE_NEON_NAME "update_upper_scalar"
 #endif
 static const rbe_kernels kNeon = {
     RBE_ISA_NEON,
@@ -74,8 +81,9 @@ static const rbe_kernels kNeon = {
     rbe_refine_f32_neon,
     rbe_dequant_i8_neon,
     RBE_GEMM_NEON,
+    RBE_UPDATE_NEON,
     {"encode_row_neon", "unpack_neon", "dequant_f32_neon", "refine_f32_neon",
-     "dequant_i8_neon", RBE_GEMM_NEON_NAME},
+     "dequant_i8_neon", RBE_GEMM_NEON_NAME, RBE_UPDATE_NEON_NAME},
 };
 #endif
 
@@ -152,7 +160,7 @@ rbe_status rbe_kernel_name(rbe_kernel kernel, rbe_isa isa, const char **name)
     if (kernels == NULL) {
         return RBE_ERR_ISA;
     }
-    if ((unsigned)kernel > (unsigned)RBE_KERNEL_GEMM_F32) {
+    if ((unsigned)kernel > (unsigned)RBE_KERNEL_UPDATE_UPPER) {
         return RBE_ERR_UNSUPPORTED;
     }
     *name = kernels->names[kernel];

@@ -41,6 +41,40 @@ typedef void (*rbe_refine_f32_fn)(const uint16_t *bit, size_t n, float scale,
 typedef void (*rbe_dequant_i8_fn)(const uint16_t *codes, size_t n, unsigned bits,
                                   int8_t *out);
 
+/* A run of up to RBE_CHUNK_COLS columns of one row, the unit of work of the
+ * codec and update loops. */
+typedef struct rbe_chunk {
+    size_t row;
+    size_t first_col;   /* multiple of RBE_CHUNK_COLS */
+    size_t cols;        /* valid columns in this chunk */
+    size_t plane_bytes; /* bytes to read from each plane row, a multiple of 8 */
+} rbe_chunk;
+
+static inline rbe_chunk rbe_chunk_at(const rbe_layout *layout, size_t row, size_t first_col)
+{
+    rbe_chunk result;
+    size_t first_byte = first_col / 8;
+    size_t bytes_left = layout->row_stride - first_byte;
+    size_t cols_left = layout->cols - first_col;
+
+    result.row = row;
+    result.first_col = first_col;
+    result.cols = cols_left < RBE_CHUNK_COLS ? cols_left : RBE_CHUNK_COLS;
+    result.plane_bytes = bytes_left < RBE_CHUNK_COLS / 8 ? bytes_left : RBE_CHUNK_COLS / 8;
+    return result;
+}
+
+static inline void rbe_point_plane_rows(const rbe_layout *layout,
+                                        const uint8_t *const *planes, unsigned count,
+                                        const rbe_chunk *at, const uint8_t **plane_rows)
+{
+    size_t offset = at->row * layout->row_stride + at->first_col / 8;
+
+    for (unsigned p = 0; p < count; p++) {
+        plane_rows[p] = planes[p] + offset;
+    }
+}
+
 /* Arguments of one bit-serial product, validated by rbe_gemm_f32. */
 typedef struct rbe_gemm_args {
     const rbe_layout *layout;
@@ -59,6 +93,44 @@ typedef struct rbe_gemm_args {
 /* Computes y for rows [row_begin, row_end) and every batch entry. */
 typedef void (*rbe_gemm_rows_fn)(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
 
+/* Accumulator units per upper step: int8 state then covers +-127/128 of a step. */
+#define RBE_ACCUM_ONE 128
+/* Bound on |delta| * RBE_ACCUM_ONE, far above any step count that fits a code. */
+#define RBE_ACCUM_LIMIT 1048576.0f
+
+/* One group segment of an upper-bitplane update, prepared by rbe_update_upper. */
+typedef struct rbe_update_segment {
+    float factor;          /* learning_rate / (scale * 2^(B-U)): gradient to upper steps */
+    uint32_t key;          /* random stream of this (seed, step) */
+    uint32_t first_index;  /* element index of the segment's first weight */
+    uint32_t max_upper;    /* 2^U - 1 */
+    rbe_update_mode mode;
+} rbe_update_segment;
+
+/*
+ * Moves the upper parts `upper` (values 0..2^U-1) of n weights against their
+ * gradients, and in accumulate mode carries the sub-step remainder in accum.
+ */
+typedef void (*rbe_update_fn)(const rbe_update_segment *segment, uint16_t *upper,
+                              const float *grad, int8_t *accum, size_t n);
+
+/* 32-bit integer mixer (the MurmurHash3 finalizer constants). */
+static inline uint32_t rbe_hash32(uint32_t x)
+{
+    x ^= x >> 16;
+    x *= 0x85ebca6bu;
+    x ^= x >> 13;
+    x *= 0xc2b2ae35u;
+    x ^= x >> 16;
+    return x;
+}
+
+/* Uniform float in [0, 1) with 24 random bits, for element `index` of a stream. */
+static inline float rbe_uniform(uint32_t key, uint32_t index)
+{
+    return (float)(rbe_hash32(key ^ index) >> 8) * (1.0f / 16777216.0f);
+}
+
 typedef struct rbe_kernels {
     rbe_isa isa;
     rbe_encode_row_fn encode_row;
@@ -67,7 +139,8 @@ typedef struct rbe_kernels {
     rbe_refine_f32_fn refine_f32;
     rbe_dequant_i8_fn dequant_i8;
     rbe_gemm_rows_fn gemm_rows; /* needs group_size % 16 == 0 or one group per row */
-    const char *names[6];       /* indexed by rbe_kernel */
+    rbe_update_fn update_upper;
+    const char *names[7];       /* indexed by rbe_kernel */
 } rbe_kernels;
 
 /*
@@ -130,6 +203,8 @@ void rbe_refine_f32_scalar(const uint16_t *bit, size_t n, float scale, float del
                            float delta_clear, float *inout);
 void rbe_dequant_i8_scalar(const uint16_t *codes, size_t n, unsigned bits, int8_t *out);
 void rbe_gemm_rows_scalar(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
+void rbe_update_upper_scalar(const rbe_update_segment *segment, uint16_t *upper,
+                             const float *grad, int8_t *accum, size_t n);
 
 #if defined(__x86_64__) || defined(__i386__)
 #define RBE_HAVE_X86 1
@@ -146,6 +221,8 @@ void rbe_dequant_i8_avx2(const uint16_t *codes, size_t n, unsigned bits, int8_t 
 void rbe_gemm_rows_avx2(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
 #define RBE_TARGET_AVX512 __attribute__((target("avx512f")))
 void rbe_gemm_rows_avx512(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
+void rbe_update_upper_avx2(const rbe_update_segment *segment, uint16_t *upper,
+                           const float *grad, int8_t *accum, size_t n);
 #endif
 
 #if defined(__ARM_NEON) || defined(__ARM_NEON__)
@@ -161,6 +238,8 @@ void rbe_refine_f32_neon(const uint16_t *bit, size_t n, float scale, float delta
 void rbe_dequant_i8_neon(const uint16_t *codes, size_t n, unsigned bits, int8_t *out);
 #if defined(__aarch64__)
 void rbe_gemm_rows_neon(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
+void rbe_update_upper_neon(const rbe_update_segment *segment, uint16_t *upper,
+                           const float *grad, int8_t *accum, size_t n);
 #endif
 #endif
 

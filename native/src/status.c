@@ -26,6 +26,16 @@ const char *rbe_status_message(rbe_status status)
         return "the requested instruction set is unknown or not available on this CPU";
     case RBE_ERR_UNSUPPORTED:
         return "the operation does not support these arguments";
+    case RBE_ERR_FORMAT:
+        return "the container is malformed (bad magic, offset, shape or size)";
+    case RBE_ERR_VERSION:
+        return "the container was written by a newer format version; upgrade rbe_edge";
+    case RBE_ERR_TRUNCATED:
+        return "the container is truncated: it ends before the data it declares";
+    case RBE_ERR_CHECKSUM:
+        return "a CRC32C checksum of the container does not match: the file is corrupted";
+    case RBE_ERR_VALUE:
+        return "a float argument is NaN, infinite or out of range";
     }
     return "unknown rbe_status code";
 }
