@@ -7,12 +7,13 @@ folds it into a constant at session start when the inputs are initializers.
 
 Body, for planes uint8 [P, rows, row_stride], B = `bits`:
   bit[p, r, c]  = (planes[p, r, c // 8] >> (c % 8)) mod 2
-  q_P[r, c]     = sum_p bit[p, r, c] * 2^(B-1-p) + (P < B ? 2^(B-P-1) : 0)
-  w[r, c]       = (float(q_P) - zero[r, g]) * scale[r, g],  g = c // group_size
+  c_P[r, c]     = sum_p bit[p, r, c] * 2^(B-1-p) + (2^(B-P) - 1) / 2
+  w[r, c]       = (c_P - zero[r, g]) * scale[r, g],  g = c // group_size
   weight        = Reshape(Transpose(w, perm), shape)
-Every intermediate is an integer below 2^24 in float32 until the final
-subtraction and multiplication, which run as separate float32 ops, so the
-result equals the C decode bit for bit.
+c_P is the center of the codes that share the top P bits, so it is a whole
+or half integer below 2^17 and exact in float32, and so is c_P - zero. The
+multiplication is the only rounding, so the result equals the C decode bit
+for bit.
 """
 from typing import Sequence
 
@@ -78,7 +79,7 @@ def _unpack_bits_nodes() -> list:
 
 
 def _code_nodes() -> list:
-    """bits [R, cols, P] -> q_P float32 [R, cols], weights 2^(B-1-p) plus the midpoint."""
+    """bits [R, cols, P] -> c_P float32 [R, cols]: weights 2^(B-1-p) plus the center offset."""
     return [
         _attribute_constant("bits_i64", "bits", "value_int"),
         _attribute_constant("planes_i64", "planes", "value_int"),
@@ -93,13 +94,16 @@ def _code_nodes() -> list:
                          direction="LEFT"),
         helper.make_node("Cast", ["plane_weight_u64"], ["plane_weight"], to=TensorProto.FLOAT),
         helper.make_node("MatMul", ["bits_rcp", "plane_weight"], ["truncated"]),
-        # Midpoint (2^(B-P)) >> 1: 2^(B-P-1) when P < B, 0 when P == B.
+        # Center offset (2^(B-P) - 1) / 2: 2^(B-P-1) - 0.5 when P < B, 0 when P == B.
         helper.make_node("Sub", ["bits_i64", "planes_i64"], ["dropped"]),
         helper.make_node("Cast", ["dropped"], ["dropped_u64"], to=TensorProto.UINT64),
         helper.make_node("BitShift", ["one_u64", "dropped_u64"], ["span_u64"], direction="LEFT"),
-        helper.make_node("BitShift", ["span_u64", "one_u64"], ["mid_u64"], direction="RIGHT"),
-        helper.make_node("Cast", ["mid_u64"], ["midpoint"], to=TensorProto.FLOAT),
-        helper.make_node("Add", ["truncated", "midpoint"], ["codes"]),
+        helper.make_node("Cast", ["span_u64"], ["span"], to=TensorProto.FLOAT),
+        _constant("one_f32", value=numpy_helper.from_array(np.array(1.0, np.float32), "one_f32")),
+        _constant("half_f32", value=numpy_helper.from_array(np.array(0.5, np.float32), "half_f32")),
+        helper.make_node("Sub", ["span", "one_f32"], ["span_minus_one"]),
+        helper.make_node("Mul", ["span_minus_one", "half_f32"], ["center_offset"]),
+        helper.make_node("Add", ["truncated", "center_offset"], ["codes"]),
     ]
 
 

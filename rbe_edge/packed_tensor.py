@@ -137,9 +137,12 @@ class PackedTensor:
         return decoded
 
     def decode_int8(self, planes: Optional[int] = None, *, isa: str = "auto") -> np.ndarray:
-        """Decode to signed 8-bit codes q_P - 2^(B-1), in the original shape (B <= 8).
+        """Decode to signed 8-bit codes in the original shape (B <= 8).
 
-        The matching zero points are `zero - 2^(B-1)`.
+        The codes are q_P - 2^(B-1), where q_P is the top P bits plus
+        2^(B-P-1) (nothing when P == B), the integer half a code above the
+        center that decode() uses. So the weight is (code - z) * scale with
+        z = zero - 2^(B-1) + 1/2 when P < B and z = zero - 2^(B-1) when P == B.
         """
         if self.bits > 8:
             raise ValueError(

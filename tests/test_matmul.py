@@ -14,7 +14,8 @@ def float32_bound(packed, x, planes):
     The longest chain of roundings is n = ceil(G/16) * (P + 1) + 8 + groups
     (lane additions, the 4-level lane tree, offset, scale, group sum), so the
     error is at most 2 * gamma(n) * sum_g scale * (sum_k |x| (q_P - mid)
-    + |mid - zero| * sum_k |x|), gamma(n) = n u / (1 - n u), u = 2^-24.
+    + |center - zero| * sum_k |x|), gamma(n) = n u / (1 - n u), u = 2^-24,
+    where mid = 2^(B-P-1) and center = mid - 1/2 (both 0 when P == B).
     """
     bits, group = packed.bits, packed.group_size
     midpoint = 2.0 ** (bits - planes - 1) if planes < bits else 0.0
@@ -26,7 +27,8 @@ def float32_bound(packed, x, planes):
     groups = packed.scale.shape[1]
     per_group_bits = (abs_x[:, None, :] * codes[None]).reshape(len(x), packed.rows, groups, group)
     per_group_x = abs_x.reshape(len(x), 1, groups, group).sum(axis=3)
-    offset = np.abs(midpoint - packed.zero.astype(np.float64))
+    center_offset = midpoint - 0.5 if planes < bits else 0.0
+    offset = np.abs(center_offset - packed.zero.astype(np.float64))
     magnitude = packed.scale * (per_group_bits.sum(axis=3) + offset[None] * per_group_x)
     return 2 * gamma * magnitude.sum(axis=2)
 

@@ -11,12 +11,14 @@ FLOAT32_MAX = np.finfo(np.float32).max
 def max_error_bound(packed, w_matrix, planes_used):
     """Per-element bound on |w - decode(P)|.
 
-    Rounding to a code costs half a step, truncating to P planes at most
-    2^(B-P-1) steps more, and the float32 result one rounding of |w|.
+    Before rounding, w / scale + zero lies within half a code of its code q,
+    so within 2^(B-P) / 2 codes of the center of the 2^(B-P) codes that
+    share q's top P bits (half a code at P == B). The float32 result adds
+    one rounding of |w|.
     """
-    step = 2.0 ** (packed.bits - planes_used - 1) if planes_used < packed.bits else 0.0
+    codes = 2.0 ** (packed.bits - planes_used - 1) if planes_used < packed.bits else 0.5
     scale = np.repeat(packed.scale.astype(np.float64), packed.group_size, axis=1)
-    return scale * (0.5 + step) + np.abs(w_matrix.astype(np.float64)) * 2.0**-23
+    return scale * codes + np.abs(w_matrix.astype(np.float64)) * 2.0**-23
 
 
 @pytest.mark.parametrize(

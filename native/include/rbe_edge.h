@@ -9,9 +9,11 @@
  * byte r * row_stride, and column c is bit (c % 8) of byte c / 8 of that row.
  * Bits past `cols` are zero padding.
  *
- * Decoding with the top P planes uses the midpoint of the truncated interval:
- *   q_P = ((q >> (B-P)) << (B-P)) + (P < B ? 2^(B-P-1) : 0)
- * and every operation below agrees with this formula exactly.
+ * Decoding with the top P planes uses the center of the codes that share
+ * those P bits, which keeps truncation unbiased:
+ *   c_P = ((q >> (B-P)) << (B-P)) + (2^(B-P) - 1) / 2
+ * (q itself when P == B, a half integer otherwise), and the decoded value
+ * is (c_P - zero) * scale. Every operation below agrees with this exactly.
  *
  * Every function returns an rbe_status and checks its arguments before it
  * writes anything, so a call that fails leaves its outputs untouched. The
@@ -116,8 +118,9 @@ rbe_status rbe_encode(const rbe_layout *layout, const uint16_t *codes,
 
 /*
  * Decodes the top `planes_used` planes to float32:
- *   out[r * cols + c] = (float)(q_P - zero[r, g]) * scale[r, g]
- * with g = c / group_size, evaluated in float32 without fused multiply-add.
+ *   out[r * cols + c] = (c_P - zero[r, g]) * scale[r, g]
+ * with g = c / group_size, in float32. c_P - zero is exact, so the product
+ * is the only rounding.
  * planes[0..planes_used-1] are read; scale and zero hold rows * groups
  * entries. Zero points must be integers in 0..2^B-1 and scales positive
  * normal floats with scale * max(zero, 2^B - 1 - zero) <= FLT_MAX, so that
@@ -144,8 +147,9 @@ rbe_status rbe_refine_f32(const rbe_layout *layout, const uint8_t *next_plane,
 
 /*
  * Decodes the top `planes_used` planes to signed 8-bit codes for integer
- * kernels: out[r * cols + c] = q_P - 2^(B-1), so the matching zero point is
- * zero - 2^(B-1). Only for B <= 8.
+ * kernels: out[r * cols + c] = c_P + h - 2^(B-1), with h = 1/2 when P < B
+ * and 0 otherwise (the nearest integer above c_P). The matching zero point
+ * is zero + h - 2^(B-1). Only for B <= 8.
  * Errors: RBE_ERR_NULL, RBE_ERR_PLANES, RBE_ERR_UNSUPPORTED (B > 8),
  * RBE_ERR_ISA, plus the layout checks.
  */
@@ -165,7 +169,8 @@ rbe_status rbe_decode_i8(const rbe_layout *layout, const uint8_t *const *planes,
  * j = (k - group start) % 16 sums its columns in increasing k, for each
  * column plane by plane, adding x * 2^(B-1-p) where the bit is set; the 16
  * lanes are then added pairwise (j + 8, + 4, + 2, + 1), the group adds
- * scale * (that sum + (midpoint - zero) * sum of the group's x), and groups
+ * scale * (that sum + (center offset - zero) * sum of the group's x), where
+ * the center offset is (2^(B-P) - 1) / 2, and groups
  * accumulate in order. The error against exact arithmetic is that of
  * float32 summation of about K / 16 + 4 terms per lane chain.
  *

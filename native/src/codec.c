@@ -97,6 +97,10 @@ rbe_status rbe_decode_f32(const rbe_layout *layout, const uint8_t *const *planes
         return status;
     }
 
+    /* The unpacked codes carry the integer 2^(B-P-1); the center is half a
+     * code below it, and shifting the zero point by that half is exact. */
+    float center_shift = planes_used < layout->bits ? 0.5f : 0.0f;
+
     for (size_t r = 0; r < layout->rows; r++) {
         for (size_t c0 = 0; c0 < layout->cols; c0 += RBE_CHUNK_COLS) {
             rbe_chunk at = rbe_chunk_at(layout, r, c0);
@@ -115,7 +119,7 @@ rbe_status rbe_decode_f32(const rbe_layout *layout, const uint8_t *const *planes
                 size_t at_param = r * layout->groups + g;
 
                 kernels->dequant_f32(codes + (c - c0), stop - c, scale[at_param],
-                                     zero[at_param], out + r * layout->cols + c);
+                                     zero[at_param] + center_shift, out + r * layout->cols + c);
                 c = stop;
             }
         }
@@ -143,11 +147,11 @@ rbe_status rbe_refine_f32(const rbe_layout *layout, const uint8_t *next_plane,
         return status;
     }
 
-    /* q_{P+1} - q_P is +half or -half of the dropped midpoint step, except
-     * at full precision, where the midpoint was 1 and the new bit replaces it. */
+    /* c_{P+1} - c_P is plus or minus a quarter of the span 2^(B-P) that the
+     * new bit halves; the kernels work in doubled units, 2^(B-P-1). */
     unsigned remaining = layout->bits - planes_used;
-    float delta_set = remaining > 1 ? (float)(1u << (remaining - 2)) : 0.0f;
-    float delta_clear = remaining > 1 ? -(float)(1u << (remaining - 2)) : -1.0f;
+    float delta_set = (float)(1u << (remaining - 1));
+    float delta_clear = -delta_set;
 
     for (size_t r = 0; r < layout->rows; r++) {
         for (size_t c0 = 0; c0 < layout->cols; c0 += RBE_CHUNK_COLS) {

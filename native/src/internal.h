@@ -20,7 +20,8 @@ typedef void (*rbe_encode_row_fn)(const uint16_t *codes, size_t cols, unsigned b
 
 /*
  * Reads `nbytes` bytes (a multiple of 8) from each of the top `planes_used`
- * plane rows and writes 8 * nbytes codes q_P, midpoint included. bits may
+ * plane rows and writes 8 * nbytes codes q_P = top bits + 2^(B-P-1) (the
+ * integer half a code above the center c_P; 0 added when P == B). bits may
  * be 1 here, which extracts the raw bits of a single plane.
  */
 typedef void (*rbe_unpack_fn)(const uint8_t *const *plane_rows, size_t nbytes,
@@ -31,8 +32,9 @@ typedef void (*rbe_dequant_f32_fn)(const uint16_t *codes, size_t n, float scale,
                                    float zero, float *out);
 
 /*
- * inout[i] = (rint(inout[i] / scale) + (bit[i] ? delta_set : delta_clear)) * scale,
- * where bit[i] is 0 or 1. The rounding recovers the integer q_P - zero.
+ * inout[i] = ((rint(inout[i] / scale * 2) + (bit[i] ? delta_set : delta_clear)) * 0.5) * scale,
+ * where bit[i] is 0 or 1. The rounding recovers the integer 2 * (c_P - zero),
+ * and the deltas are in the same doubled units.
  */
 typedef void (*rbe_refine_f32_fn)(const uint16_t *bit, size_t n, float scale,
                                   float delta_set, float delta_clear, float *inout);
@@ -164,23 +166,23 @@ static inline float rbe_gemm_reduce_lanes(const float *lanes)
 
 /*
  * Adds one group's contribution to a row's running sum:
- *   total + scale * (sum(lanes) + (midpoint - zero) * sum(x_lanes)).
+ *   total + scale * (sum(lanes) + (center_offset - zero) * sum(x_lanes)).
  */
 static inline float rbe_gemm_add_group(float total, const float *lanes, const float *x_lanes,
-                                       float scale, float midpoint, float zero)
+                                       float scale, float center_offset, float zero)
 {
     float bits_sum = rbe_gemm_reduce_lanes(lanes);
     float x_sum = rbe_gemm_reduce_lanes(x_lanes);
-    float offset = (midpoint - zero) * x_sum;
+    float offset = (center_offset - zero) * x_sum;
     float group_sum = bits_sum + offset;
     float scaled = scale * group_sum;
     return total + scaled;
 }
 
-/* The midpoint term of q_P as a float: 2^(B-P-1), or 0 when P == B. */
-static inline float rbe_midpoint(unsigned bits, unsigned planes_used)
+/* The center offset of c_P as a float: (2^(B-P) - 1) / 2, exact. */
+static inline float rbe_center_offset(unsigned bits, unsigned planes_used)
 {
-    return planes_used < bits ? (float)(1u << (bits - planes_used - 1)) : 0.0f;
+    return planes_used < bits ? (float)(1u << (bits - planes_used - 1)) - 0.5f : 0.0f;
 }
 
 /* Returns the kernel table for `isa`, or NULL when this CPU cannot run it. */

@@ -1,5 +1,5 @@
 /*
- * Codec kernels against the scalar reference and the midpoint formula, bit
+ * Codec kernels against the scalar reference and the center formula, bit
  * for bit, over shapes that hit every tail: K of 1, 7, 8, 9, 63, 64, 65 and
  * 1000, rows of 1, 3 and 64, every B in 2..16 and every P in 1..B.
  */
@@ -70,7 +70,7 @@ static int matrix_make(matrix *m, size_t rows, size_t cols, unsigned bits, size_
     return 1;
 }
 
-/* The midpoint rule written directly from the format definition. */
+/* q_P: the top bits plus 2^(B-P-1), half a code above the center c_P. */
 static uint16_t expected_code(uint16_t code, unsigned bits, unsigned planes_used)
 {
     unsigned shift = bits - planes_used;
@@ -81,12 +81,13 @@ static uint16_t expected_code(uint16_t code, unsigned bits, unsigned planes_used
 static void expected_decode(const matrix *m, unsigned planes_used, float *out)
 {
     const rbe_layout *l = &m->layout;
+    float center_shift = planes_used < l->bits ? 0.5f : 0.0f;
 
     for (size_t r = 0; r < l->rows; r++) {
         for (size_t c = 0; c < l->cols; c++) {
             size_t param = r * l->groups + c / l->group_size;
             uint16_t q = expected_code(m->codes[r * l->cols + c], l->bits, planes_used);
-            float centered = (float)q - m->zero[param];
+            float centered = ((float)q - center_shift) - m->zero[param];
             out[r * l->cols + c] = centered * m->scale[param];
         }
     }

@@ -91,7 +91,8 @@ static double code_at(const problem *pr, size_t row, size_t col, unsigned planes
     unsigned shift = bits - planes_used;
     unsigned code = pr->codes[row * pr->layout.cols + col];
     unsigned midpoint = planes_used < bits ? 1u << (shift - 1) : 0u;
-    return (double)(((code >> shift) << shift) + midpoint);
+    double center_shift = planes_used < bits ? 0.5 : 0.0;
+    return (double)(((code >> shift) << shift) + midpoint) - center_shift;
 }
 
 /*
@@ -105,7 +106,7 @@ static int within_float32_bound(const problem *pr, unsigned planes_used, const f
 {
     const rbe_layout *l = &pr->layout;
     unsigned bits = l->bits;
-    double midpoint = planes_used < bits ? (double)(1u << (bits - planes_used - 1)) : 0.0;
+    double midpoint = planes_used < bits ? (double)(1u << (bits - planes_used - 1)) - 0.5 : 0.0;
     double chain = (double)((l->group_size + 15) / 16) * (planes_used + 1) + 8 + (double)l->groups;
     double u = ldexp(1.0, -24);
     double gamma = chain * u / (1.0 - chain * u);

@@ -71,7 +71,7 @@ static void accumulate_group(const rbe_gemm_args *args, const row_block *block, 
 
 RBE_TARGET_AVX2
 static void gemm_block(const rbe_gemm_args *args, const row_block *block, size_t m,
-                       float midpoint)
+                       float center_offset)
 {
     const rbe_layout *layout = args->layout;
     const float *x = args->x + m * layout->cols;
@@ -96,7 +96,7 @@ static void gemm_block(const rbe_gemm_args *args, const row_block *block, size_t
             _mm256_storeu_ps(lanes, acc[r][0]);
             _mm256_storeu_ps(lanes + 8, acc[r][1]);
             totals[r] = rbe_gemm_add_group(totals[r], lanes, x_lanes, args->scale[param],
-                                           midpoint, args->zero[param]);
+                                           center_offset, args->zero[param]);
         }
     }
 
@@ -107,7 +107,7 @@ static void gemm_block(const rbe_gemm_args *args, const row_block *block, size_t
 
 void rbe_gemm_rows_avx2(const rbe_gemm_args *args, size_t row_begin, size_t row_end)
 {
-    float midpoint = rbe_midpoint(args->layout->bits, args->planes_used);
+    float center_offset = rbe_center_offset(args->layout->bits, args->planes_used);
 
     for (size_t row = row_begin; row < row_end; row += ROWS_PER_STEP) {
         row_block block;
@@ -115,7 +115,7 @@ void rbe_gemm_rows_avx2(const rbe_gemm_args *args, size_t row_begin, size_t row_
         block.count = row_end - row < ROWS_PER_STEP ? row_end - row : ROWS_PER_STEP;
 
         for (size_t m = 0; m < args->batch; m++) {
-            gemm_block(args, &block, m, midpoint);
+            gemm_block(args, &block, m, center_offset);
         }
     }
 }

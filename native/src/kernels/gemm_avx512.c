@@ -120,7 +120,7 @@ static void accumulate_group_tail(const rbe_gemm_args *args, const row_block *bl
 
 RBE_TARGET_AVX512
 static void gemm_block(const rbe_gemm_args *args, const row_block *block, size_t m,
-                       float midpoint)
+                       float center_offset)
 {
     const rbe_layout *layout = args->layout;
     const float *x = args->x + m * layout->cols;
@@ -143,7 +143,7 @@ static void gemm_block(const rbe_gemm_args *args, const row_block *block, size_t
             size_t param = (block->first_row + r) * layout->groups + g;
             _mm512_storeu_ps(lanes, acc[r]);
             totals[r] = rbe_gemm_add_group(totals[r], lanes, x_lanes, args->scale[param],
-                                           midpoint, args->zero[param]);
+                                           center_offset, args->zero[param]);
         }
     }
 
@@ -154,7 +154,7 @@ static void gemm_block(const rbe_gemm_args *args, const row_block *block, size_t
 
 void rbe_gemm_rows_avx512(const rbe_gemm_args *args, size_t row_begin, size_t row_end)
 {
-    float midpoint = rbe_midpoint(args->layout->bits, args->planes_used);
+    float center_offset = rbe_center_offset(args->layout->bits, args->planes_used);
 
     for (size_t row = row_begin; row < row_end; row += ROWS_PER_STEP) {
         row_block block;
@@ -163,7 +163,7 @@ void rbe_gemm_rows_avx512(const rbe_gemm_args *args, size_t row_begin, size_t ro
 
         /* The batch loop sits inside the row block so its planes stay in cache. */
         for (size_t m = 0; m < args->batch; m++) {
-            gemm_block(args, &block, m, midpoint);
+            gemm_block(args, &block, m, center_offset);
         }
     }
 }

@@ -35,7 +35,7 @@ static void accumulate_group(const rbe_gemm_args *args, size_t row, const float 
 void rbe_gemm_rows_scalar(const rbe_gemm_args *args, size_t row_begin, size_t row_end)
 {
     const rbe_layout *layout = args->layout;
-    float midpoint = rbe_midpoint(layout->bits, args->planes_used);
+    float center_offset = rbe_center_offset(layout->bits, args->planes_used);
 
     for (size_t row = row_begin; row < row_end; row++) {
         for (size_t m = 0; m < args->batch; m++) {
@@ -48,7 +48,7 @@ void rbe_gemm_rows_scalar(const rbe_gemm_args *args, size_t row_begin, size_t ro
                 size_t param = row * layout->groups + g;
 
                 accumulate_group(args, row, x, g * layout->group_size, lanes, x_lanes);
-                total = rbe_gemm_add_group(total, lanes, x_lanes, args->scale[param], midpoint,
+                total = rbe_gemm_add_group(total, lanes, x_lanes, args->scale[param], center_offset,
                                            args->zero[param]);
             }
             args->y[m * layout->rows + row] = total;
