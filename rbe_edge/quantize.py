@@ -6,7 +6,9 @@ import numpy as np
 from rbe_edge import _native
 from rbe_edge.packed_tensor import LAYOUTS, PackedTensor, matrix_shape, to_matrix
 
-FLOAT32_MIN_NORMAL = float(np.finfo(np.float32).tiny)
+# The C core needs scales of at least twice the smallest normal float32, so
+# that half a code step times the scale is still normal.
+SMALLEST_SCALE = 2.0 * float(np.finfo(np.float32).tiny)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -136,11 +138,11 @@ def _choose_scale_zero(grouped: np.ndarray, bits: int):
     low = np.minimum(grouped.min(axis=2), 0.0)
     high = np.maximum(grouped.max(axis=2), 0.0)
 
-    # All-zero groups get the smallest normal scale so that even the
+    # All-zero groups get the smallest allowed scale so that even the
     # midpoint of a truncated decode stays within 2^-110 of zero.
     scale = (high - low) / max_code
-    scale = np.where(scale > 0.0, scale, FLOAT32_MIN_NORMAL)
-    scale = np.maximum(scale.astype(np.float32).astype(np.float64), FLOAT32_MIN_NORMAL)
+    scale = np.where(scale > 0.0, scale, SMALLEST_SCALE)
+    scale = np.maximum(scale.astype(np.float32).astype(np.float64), SMALLEST_SCALE)
 
     zero = np.clip(np.rint(-low / scale), 0.0, max_code)
 

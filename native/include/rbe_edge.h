@@ -42,7 +42,7 @@ typedef enum rbe_status {
     RBE_ERR_PLANES = 4,         /* planes is outside 1..bits (or the refine range) */
     RBE_ERR_GROUP = 5,          /* group_size is zero or does not divide cols */
     RBE_ERR_CODE_RANGE = 6,     /* a code does not fit in `bits` bits */
-    RBE_ERR_SCALE = 7,          /* a scale is not a positive normal float, or a value overflows */
+    RBE_ERR_SCALE = 7,          /* a scale is below 2 * FLT_MIN or not finite, or a value overflows */
     RBE_ERR_ZERO = 8,           /* a zero point is not an integer in 0..2^bits-1 */
     RBE_ERR_ISA = 9,            /* the requested instruction set is not available */
     RBE_ERR_UNSUPPORTED = 10,   /* valid arguments, but the operation does not support them */
@@ -122,9 +122,9 @@ rbe_status rbe_encode(const rbe_layout *layout, const uint16_t *codes,
  * with g = c / group_size, in float32. c_P - zero is exact, so the product
  * is the only rounding.
  * planes[0..planes_used-1] are read; scale and zero hold rows * groups
- * entries. Zero points must be integers in 0..2^B-1 and scales positive
- * normal floats with scale * max(zero, 2^B - 1 - zero) <= FLT_MAX, so that
- * every decoded value is finite.
+ * entries. Zero points must be integers in 0..2^B-1 and scales finite, at
+ * least 2 * FLT_MIN, with scale * max(zero, 2^B - 1 - zero) <= FLT_MAX, so
+ * that every decoded value is zero or a finite normal float.
  * Errors: RBE_ERR_NULL, RBE_ERR_PLANES, RBE_ERR_SCALE, RBE_ERR_ZERO,
  * RBE_ERR_ISA, plus the layout checks.
  */
@@ -225,8 +225,10 @@ rbe_status rbe_update_upper(const rbe_layout *layout, uint8_t *const *planes,
 /*
  * Re-estimates the lower bits: folds each accumulator into its code,
  *   q += round(accum * 2^(B-U) / 128), clamped to 0..2^B-1,
- * and leaves in accum only the part below one code (zero after a clamp).
- * All B planes may change. Call it periodically and at the end of training.
+ * rounding halves toward zero, and leaves in accum the remainder of at most
+ * half a code, truncated to accumulator units (zero after a clamp). A second
+ * call without steps in between changes nothing. All B planes may change.
+ * Call it periodically and at the end of training.
  * Errors: RBE_ERR_NULL, RBE_ERR_PLANES (upper_planes outside 1..B),
  * RBE_ERR_ISA, plus the layout checks.
  */

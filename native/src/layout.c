@@ -78,11 +78,13 @@ rbe_status rbe_check_scale_zero(const rbe_layout *layout, const float *scale,
             return RBE_ERR_ZERO;
         }
 
-        /* Normal scales keep every product normal (armv7 NEON flushes
-         * subnormals) and let refine recover integers by division. The
-         * largest |q - zero| bounds the largest decoded magnitude. */
+        /* The smallest nonzero |c_P - zero| is 1/2, so scales of at least
+         * 2 * FLT_MIN keep every decoded value normal (armv7 NEON flushes
+         * subnormals) and let refine recover codes by division. The largest
+         * |q - zero| bounds the largest decoded magnitude. */
         double span = zero[i] > max_code - zero[i] ? zero[i] : max_code - zero[i];
-        if (!(isnormal(scale[i]) && scale[i] > 0.0f && (double)scale[i] * span <= FLT_MAX)) {
+        if (!(isfinite(scale[i]) && scale[i] >= 2.0f * FLT_MIN &&
+              (double)scale[i] * span <= FLT_MAX)) {
             return RBE_ERR_SCALE;
         }
     }

@@ -19,7 +19,7 @@ const char *rbe_status_message(rbe_status status)
     case RBE_ERR_CODE_RANGE:
         return "a code does not fit in the given number of bits";
     case RBE_ERR_SCALE:
-        return "a scale is not a positive normal float, or scale * max|q - zero| overflows";
+        return "a scale is below 2 * FLT_MIN or not finite, or scale * max|q - zero| overflows";
     case RBE_ERR_ZERO:
         return "a zero point is not an integer between 0 and 2^bits - 1";
     case RBE_ERR_ISA:

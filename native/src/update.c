@@ -122,10 +122,11 @@ rbe_status rbe_update_upper(const rbe_layout *layout, uint8_t *const *planes,
     return RBE_OK;
 }
 
-/* Integer division rounding half away from zero. */
+/* Integer division rounding to nearest, with halves toward zero. */
 static int32_t divide_rounded(int32_t value, int32_t divisor)
 {
-    return value >= 0 ? (value + divisor / 2) / divisor : -((-value + divisor / 2) / divisor);
+    int32_t bias = (divisor - 1) / 2;
+    return value >= 0 ? (value + bias) / divisor : -((-value + bias) / divisor);
 }
 
 static void fold_codes(uint16_t *codes, int8_t *accum, size_t n, unsigned bits,
@@ -134,6 +135,9 @@ static void fold_codes(uint16_t *codes, int8_t *accum, size_t n, unsigned bits,
     int32_t step_codes = 1 << (bits - upper_planes);
     int32_t max_code = (1 << bits) - 1;
 
+    /* Halves round toward zero here and the remainder is truncated toward
+     * zero, so what stays in accum is at most half a code and a second fold
+     * without steps in between changes nothing. */
     for (size_t i = 0; i < n; i++) {
         /* In 1/128 of a code: the accumulator times the codes per step. */
         int32_t fine = (int32_t)accum[i] * step_codes;
@@ -146,7 +150,7 @@ static void fold_codes(uint16_t *codes, int8_t *accum, size_t n, unsigned bits,
             continue;
         }
         codes[i] = (uint16_t)code;
-        accum[i] = (int8_t)divide_rounded(fine - delta * RBE_ACCUM_ONE, step_codes);
+        accum[i] = (int8_t)((fine - delta * RBE_ACCUM_ONE) / step_codes);
     }
 }
 

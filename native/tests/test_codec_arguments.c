@@ -91,7 +91,7 @@ static void check_decode_arguments(void)
     CHECK(rbe_decode_f32(&l, two_planes, 2, scale, zero, out) == RBE_OK, "P = 2, rest NULL");
     CHECK(rbe_decode_f32(&l, two_planes, 3, scale, zero, out) == RBE_ERR_NULL, "plane 2 NULL");
 
-    const float bad_scales[] = {0.0f, -1.0f, NAN, INFINITY, FLT_MIN / 4.0f, FLT_MAX};
+    const float bad_scales[] = {0.0f, -1.0f, NAN, INFINITY, FLT_MIN / 4.0f, FLT_MIN, FLT_MAX};
     for (size_t i = 0; i < sizeof(bad_scales) / sizeof(bad_scales[0]); i++) {
         float s[2] = {0.5f, bad_scales[i]};
         float before = out[17];

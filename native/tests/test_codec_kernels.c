@@ -63,7 +63,7 @@ static int matrix_make(matrix *m, size_t rows, size_t cols, unsigned bits, size_
         m->zero[i] = (float)(next_random() & mask);
         m->scale[i] = 1e-3f + (float)(next_random() % 1000) * 1e-3f;
     }
-    m->scale[0] = FLT_MIN;
+    m->scale[0] = 2.0f * FLT_MIN;
     if (params > 1) {
         m->scale[params - 1] = FLT_MAX / (float)mask * 0.999f;
     }

@@ -278,6 +278,28 @@ static void check_fold(void)
     CHECK(codes[3] == 255 && w.accum[3] == 0, "fold clamps at 255: code %u accum %d", codes[3],
           w.accum[3]);
     weights_free(&w);
+
+    /* Folding again without steps changes nothing, half-code remainders included. */
+    weights_make(&w, 4, 64, 8, 0);
+    for (unsigned upper = 1; upper <= 8; upper++) {
+        for (size_t i = 0; i < 4 * 64; i++) {
+            w.accum[i] = (int8_t)((int)(i % 255) - 127);
+            w.codes[i] = (uint16_t)(16 + i % 200);
+        }
+        rbe_encode(&w.layout, w.codes, w.planes);
+        CHECK(rbe_fold_lsb(&w.layout, w.planes, w.accum, upper) == RBE_OK, "first fold");
+        size_t bytes = 8 * w.layout.plane_bytes;
+        uint8_t *planes_after = malloc(bytes);
+        int8_t accum_after[4 * 64];
+        memcpy(planes_after, w.plane_data, bytes);
+        memcpy(accum_after, w.accum, sizeof(accum_after));
+        CHECK(rbe_fold_lsb(&w.layout, w.planes, w.accum, upper) == RBE_OK, "second fold");
+        CHECK(memcmp(planes_after, w.plane_data, bytes) == 0 &&
+                  memcmp(accum_after, w.accum, sizeof(accum_after)) == 0,
+              "a second fold changed the planes or accumulators (U=%u)", upper);
+        free(planes_after);
+    }
+    weights_free(&w);
 }
 
 static void check_arguments(void)
