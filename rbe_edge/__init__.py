@@ -7,10 +7,12 @@ from rbe_edge.container import ContainerError
 from rbe_edge.weights import PackError
 from rbe_edge.bundle import Bundle, BundleError
 from rbe_edge.pack import pack_model
+from rbe_edge.adapt import Adapter, AdaptError
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Bundle", "BundleError", "ContainerError", "NativeError", "PackError", "PackedTensor",
+    "AdaptError", "Adapter", "Bundle", "BundleError", "ContainerError", "NativeError",
+    "PackError", "PackedTensor",
     "RbeError", "kernel_info", "pack_model", "quantize",
 ]

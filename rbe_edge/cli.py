@@ -1,4 +1,4 @@
-"""Command line: `python -m rbe_edge pack|inspect|verify`. Parses arguments and calls the SDK."""
+"""Command line: `python -m rbe_edge pack|inspect|verify|adapt`, thin over the SDK."""
 import argparse
 import json
 import logging
@@ -49,6 +49,9 @@ def add_pack_arguments(parser: argparse.ArgumentParser) -> None:
                         "errors (report.md, report.json) and output_error.png")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace BUNDLE_DIR if it exists")
+    parser.add_argument("--trainable", nargs="+", default=None, metavar="TENSOR",
+                        help="also write the training graphs (backbone.onnx, train_step.onnx) "
+                        "for these packed tensors, or `auto` for the last weight-bearing layers")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -60,6 +63,7 @@ def run_pack(args) -> int:
         max_error=args.max_error, search=not args.no_search, samples=args.inputs,
         min_elements=args.min_elements, overwrite=args.overwrite, report=args.report,
         progress=not args.quiet,
+        trainable="auto" if args.trainable == ["auto"] else args.trainable,
     )
     manifest = bundle.manifest
     print(f"packed {len(manifest['tensors'])} tensors into {bundle.path}: "
@@ -103,7 +107,7 @@ def run_verify(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m rbe_edge",
-                                     description="rbe_edge bundles: pack, inspect, verify.")
+                                     description="rbe_edge bundles: pack, inspect, verify, adapt.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -121,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("verify", help="check every checksum of a bundle")
     verify.add_argument("bundle", help="bundle folder")
     verify.set_defaults(run=run_verify)
+
+    from rbe_edge.adapt.cli import ADAPT_DESCRIPTION, add_adapt_arguments, run_adapt
+    adapt = commands.add_parser("adapt", help="adapt a bundle to labelled examples",
+                                description=ADAPT_DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_adapt_arguments(adapt)
+    adapt.set_defaults(run=run_adapt)
     return parser
 
 

@@ -50,7 +50,8 @@ class Candidate:
 def pack_model(model_path, bundle_dir, bits: int = 8, *, group_size: Optional[int] = None,
                planes: Optional[int] = None, max_error: float = 0.005, search: bool = True,
                samples: Optional[Sequence] = None, min_elements: int = 1024,
-               overwrite: bool = False, report: bool = False, progress: bool = False):
+               overwrite: bool = False, report: bool = False, progress: bool = False,
+               trainable=None):
     """Pack the ONNX model at `model_path` into the bundle folder `bundle_dir`.
 
     Args:
@@ -69,6 +70,8 @@ def pack_model(model_path, bundle_dir, bits: int = 8, *, group_size: Optional[in
         overwrite: replace an existing bundle folder.
         report: also write the report (report.json, report.md, output_error.png).
         progress: show progress bars on stderr.
+        trainable: None, "auto" or packed tensor names: also write the
+            training graphs for them (rbe_edge.adapt.add_training_graphs).
 
     Returns the opened Bundle. Raises PackError (bad model, inputs or
     options); nothing is left at `bundle_dir` on failure.
@@ -97,10 +100,24 @@ def pack_model(model_path, bundle_dir, bits: int = 8, *, group_size: Optional[in
     _write_bundle(model, model_path, bundle_dir, sites, packed, chosen, stored_planes,
                   max_error, overwrite)
     bundle = Bundle.open(bundle_dir)
+    if trainable is not None:
+        _add_training_graphs(bundle, trainable)
     if report:
         from rbe_edge.report import write_report
         write_report(bundle, model_path, originals, feeds, reference, progress=progress)
     return bundle
+
+
+def _add_training_graphs(bundle, trainable) -> None:
+    """Write the training graphs, or remove the new bundle if they cannot be built."""
+    from rbe_edge.adapt.training_graphs import add_training_graphs
+
+    try:
+        add_training_graphs(bundle, trainable)
+    except BaseException:
+        bundle.close()
+        shutil.rmtree(bundle.path, ignore_errors=True)
+        raise
 
 
 def _check_options(bits, group_size, planes, max_error, bundle_dir: Path, overwrite: bool):

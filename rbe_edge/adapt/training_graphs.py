@@ -1,0 +1,113 @@
+"""The training graphs of a bundle: backbone.onnx, train_step.onnx and their manifest record.
+
+The graphs keep the inference graph's references into model.rbe for frozen
+weights, so they stay valid when adapted planes are saved (saving rewrites
+model.rbe with the same layout). manifest.json records the trainable set
+under "training"; it is written last, so a crash leaves either no record or
+a record whose files are complete.
+"""
+import hashlib
+import logging
+from pathlib import Path
+from typing import Dict, Optional, Sequence, Union
+
+import onnx
+from google.protobuf.message import DecodeError
+
+from rbe_edge.adapt.errors import AdaptError
+from rbe_edge.adapt.files import write_atomic, write_manifest
+from rbe_edge.adapt.graph_cut import TrainingGraphs, choose_trainable, cut
+from rbe_edge.bundle import Bundle
+
+logger = logging.getLogger(__name__)
+
+BACKBONE_FILE = "backbone.onnx"
+TRAIN_STEP_FILE = "train_step.onnx"
+DEFAULT_LOSS = "cross_entropy"
+
+
+def load_infer_graph(bundle: Bundle) -> onnx.ModelProto:
+    """Return infer.onnx with its plane references into model.rbe left unresolved."""
+    path = bundle.path / "infer.onnx"
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except (DecodeError, ValueError) as error:
+        raise AdaptError(f"{path}: not a valid ONNX model ({error}); "
+                         "pack the model again") from None
+
+
+def build_training_graphs(bundle: Bundle, trainable: Union[str, Sequence[str]],
+                          loss: str = DEFAULT_LOSS, output: Optional[str] = None,
+                          float_weights: bool = False) -> TrainingGraphs:
+    """Cut the bundle's inference graph for `trainable` ("auto" or packed tensor names)."""
+    check_full_precision(bundle)
+    model = load_infer_graph(bundle)
+    where = str(bundle.path / "infer.onnx")
+    names = choose_trainable(model, trainable, bundle.tensor_names, where)
+    return cut(model, names, output, loss, float_weights=float_weights, where=where)
+
+
+def add_training_graphs(bundle: Bundle, trainable: Union[str, Sequence[str]] = "auto",
+                        loss: str = DEFAULT_LOSS, output: Optional[str] = None) -> TrainingGraphs:
+    """Write backbone.onnx and train_step.onnx into the bundle and record them in the manifest."""
+    graphs = build_training_graphs(bundle, trainable, loss, output)
+    files = {}
+    if graphs.backbone is not None:
+        files[BACKBONE_FILE] = _write_graph(bundle.path / BACKBONE_FILE, graphs.backbone)
+    files[TRAIN_STEP_FILE] = _write_graph(bundle.path / TRAIN_STEP_FILE, graphs.train_step)
+
+    manifest = dict(bundle.manifest)
+    manifest["training"] = {
+        "trainable": graphs.trainable, "loss": graphs.loss, "output": graphs.output,
+        "boundary": graphs.boundary, "label_input": "rbe_labels", "loss_output": "rbe_loss",
+        "gradients": {name: graphs.gradient_output(name) for name in graphs.trainable},
+    }
+    kept = {name: entry for name, entry in manifest["files"].items()
+            if name not in (BACKBONE_FILE, TRAIN_STEP_FILE)}
+    manifest["files"] = {**kept, **files}
+    write_manifest(bundle.path, manifest)
+    bundle.manifest = manifest
+    if BACKBONE_FILE not in files:
+        # The new cut starts at the model inputs; a backbone of an earlier set is stale.
+        (bundle.path / BACKBONE_FILE).unlink(missing_ok=True)
+    logger.info("%s: training graphs for %s written", bundle.path, graphs.trainable)
+    return graphs
+
+
+def training_record(bundle: Bundle) -> Optional[Dict]:
+    """Return the manifest's "training" record, or None for a bundle packed without one."""
+    record = bundle.manifest.get("training")
+    if record is None:
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("trainable"), list):
+        raise AdaptError(f"{bundle.path / 'manifest.json'}: the 'training' record is malformed; "
+                         "add the training graphs again (Adapter(..., trainable=[...]))")
+    return record
+
+
+def load_train_step(bundle: Bundle) -> onnx.ModelProto:
+    """Read train_step.onnx, checking it against the SHA-256 in manifest.json."""
+    path = bundle.path / TRAIN_STEP_FILE
+    expected = bundle.manifest["files"].get(TRAIN_STEP_FILE, {}).get("sha256")
+    if not path.is_file():
+        raise AdaptError(f"{path}: missing although manifest.json lists a trainable set; add "
+                         "the training graphs again")
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise AdaptError(f"{path}: its SHA-256 does not match manifest.json (changed or "
+                         "corrupted); add the training graphs again")
+    return onnx.ModelProto.FromString(data)
+
+
+def _write_graph(path: Path, model: onnx.ModelProto) -> Dict:
+    data = model.SerializeToString()
+    write_atomic(path, data)
+    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def check_full_precision(bundle: Bundle) -> None:
+    """Raise AdaptError unless model.rbe holds every plane, which folding writes to."""
+    if bundle.planes_available < bundle.bits:
+        raise AdaptError(f"{bundle.path / 'model.rbe'}: holds {bundle.planes_available} of "
+                         f"{bundle.bits} planes; adaptation changes the lower planes too, so "
+                         "pack the bundle with all planes")
