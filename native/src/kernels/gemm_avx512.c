@@ -6,10 +6,10 @@
  * multiplying would cost the same at every P; bit-serial adds make the work
  * proportional to P, which is what progressive precision needs.
  *
- * NOTE: on the Zen 4 development machine this kernel runs at 1e9 to 2e9
- * masked adds per second, while a bare loop of the same masked adds on
- * L1-resident masks runs at about 7e9; the gap is not yet explained, and
- * the throughput targets in docs/benchmarks.md are not met.
+ * NOTE: on the Zen 4 development machine this kernel runs at 1.0e9 to
+ * 1.9e9 masked adds per second. The same loop with constant masks runs at
+ * 6e9 to 7e9, so loading each 16-bit mask into a mask register is the
+ * bottleneck; the throughput targets in docs/benchmarks.md are not met.
  */
 #include "../internal.h"
 
