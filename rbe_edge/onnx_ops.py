@@ -51,7 +51,7 @@ def _attribute_constant(output: str, attribute: str, kind: str) -> onnx.NodeProt
 
 
 def _unpack_bits_nodes() -> list:
-    """planes uint8 [P, R, S] -> bits float32 [R, cols, P]."""
+    """planes uint8 [P, R, S] -> bits float32 [P, R, cols]."""
     shifts = numpy_helper.from_array(np.arange(8, dtype=np.uint8), "shifts")
     two = numpy_helper.from_array(np.array(2, dtype=np.uint8), "two")
     return [
@@ -74,12 +74,16 @@ def _unpack_bits_nodes() -> list:
         helper.make_node("Reshape", ["cols_scalar", "minus_one"], ["cols_1d"]),
         helper.make_node("Slice", ["bits_padded", "zero_1d", "cols_1d", "last_axis"],
                          ["bits_pcr"]),
-        helper.make_node("Transpose", ["bits_pcr"], ["bits_rcp"], perm=[1, 2, 0]),
     ]
 
 
 def _code_nodes() -> list:
-    """bits [R, cols, P] -> c_P float32 [R, cols]: weights 2^(B-1-p) plus the center offset."""
+    """bits [P, R, cols] -> c_P float32 [R, cols]: weights 2^(B-1-p) plus the center offset.
+
+    The weighted sum over planes is a [1, P] x [P, R * cols] MatMul, so the
+    bits are never transposed; every partial sum is an integer below 2^16,
+    exact in float32 in any order.
+    """
     return [
         _attribute_constant("bits_i64", "bits", "value_int"),
         _attribute_constant("planes_i64", "planes", "value_int"),
@@ -93,7 +97,17 @@ def _code_nodes() -> list:
         helper.make_node("BitShift", ["one_u64", "plane_bit_u64"], ["plane_weight_u64"],
                          direction="LEFT"),
         helper.make_node("Cast", ["plane_weight_u64"], ["plane_weight"], to=TensorProto.FLOAT),
-        helper.make_node("MatMul", ["bits_rcp", "plane_weight"], ["truncated"]),
+        _constant("row_vector_shape", value_ints=[1, -1]),
+        _constant("planes_by_rest", value_ints=[0, -1]),
+        helper.make_node("Reshape", ["plane_weight", "row_vector_shape"], ["plane_weight_row"]),
+        helper.make_node("Reshape", ["bits_pcr", "planes_by_rest"], ["bits_flat"]),
+        helper.make_node("MatMul", ["plane_weight_row", "bits_flat"], ["truncated_flat"]),
+        helper.make_node("Shape", ["bits_pcr"], ["bits_shape"]),
+        _constant("rows_cols_start", value_ints=[1]),
+        _constant("rows_cols_end", value_ints=[3]),
+        helper.make_node("Slice", ["bits_shape", "rows_cols_start", "rows_cols_end"],
+                         ["rows_cols"]),
+        helper.make_node("Reshape", ["truncated_flat", "rows_cols"], ["truncated"]),
         # Center offset (2^(B-P) - 1) / 2: 2^(B-P-1) - 0.5 when P < B, 0 when P == B.
         helper.make_node("Sub", ["bits_i64", "planes_i64"], ["dropped"]),
         helper.make_node("Cast", ["dropped"], ["dropped_u64"], to=TensorProto.UINT64),
