@@ -2,7 +2,7 @@
 
 A weight's code q splits into an upper part (the top `upper_planes` planes)
 and a lower part. A step moves the upper part by whole units against the
-gradient, clamped so codes never wrap; the lower planes do not change until
+gradient, clamped so codes never wrap. The lower planes do not change until
 `fold_lsb` folds the accumulated remainder into them.
 """
 from typing import Optional

@@ -1,8 +1,9 @@
 /*
- * Upper-bitplane updates and LSB folding: SIMD kernels equal the scalar
- * reference bit for bit; lower planes never change during steps; codes
- * saturate instead of wrapping; a seed and step repeat their result; the
- * accumulator and sign modes move codes by the documented amounts.
+ * Upper-bitplane updates and LSB folding. SIMD kernels equal the scalar
+ * reference bit for bit, and lower planes never change during steps. Codes
+ * saturate instead of wrapping, and a seed and step repeat their result. The
+ * accumulator and sign modes move codes by the documented amounts, and a
+ * repeated fold changes nothing.
  */
 #include <math.h>
 #include <stdlib.h>
