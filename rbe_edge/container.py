@@ -10,7 +10,6 @@ import math
 import mmap
 import os
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -18,6 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from rbe_edge import _native
+from rbe_edge.atomic_file import atomic_writer
 from rbe_edge.errors import RbeError
 from rbe_edge.packed_tensor import PackedTensor
 
@@ -116,20 +116,10 @@ def write_container(path, tensors: Sequence[PackedTensor], planes: Optional[int]
     header, table = _encode_table(tensors, layout, max_bits)
     limit = layout["file_size"] if planes is None else layout["plane_end"][planes - 1]
 
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            os.fchmod(out.fileno(), 0o644)       # mkstemp creates the file private (0600)
-            out.write(header)
-            out.write(table)
-            _write_chunks(out, tensors, layout, max_bits, limit)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    _fsync_folder(path.parent)
+    with atomic_writer(path) as out:
+        out.write(header)
+        out.write(table)
+        _write_chunks(out, tensors, layout, max_bits, limit)
     return limit
 
 
@@ -221,15 +211,6 @@ def _write_chunks(out, tensors, layout: Dict, max_bits: int, limit: int) -> None
         out.write(b"\0" * (offset - out.tell()))
         out.write(memoryview(data).cast("B"))
     out.write(b"\0" * (limit - out.tell()))
-
-
-def _fsync_folder(folder: Path) -> None:
-    # The rename is durable only once the folder entry is on disk.
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 # ---- Reading ----

@@ -8,7 +8,7 @@ from onnx import numpy_helper
 
 from rbe_edge import onnx_ops
 from rbe_edge.adapt.errors import AdaptError
-from rbe_edge.adapt.files import write_atomic
+from rbe_edge.atomic_file import write_atomic
 from rbe_edge.packed_tensor import PackedTensor
 from rbe_edge.weights import iterate_graphs
 

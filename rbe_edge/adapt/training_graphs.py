@@ -15,7 +15,8 @@ import onnx
 from google.protobuf.message import DecodeError
 
 from rbe_edge.adapt.errors import AdaptError
-from rbe_edge.adapt.files import write_atomic, write_manifest
+from rbe_edge.adapt.files import write_manifest
+from rbe_edge.atomic_file import write_atomic
 from rbe_edge.adapt.graph_cut import TrainingGraphs, choose_trainable, cut
 from rbe_edge.bundle import Bundle
 

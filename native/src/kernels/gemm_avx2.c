@@ -13,11 +13,6 @@
 
 #define ROWS_PER_STEP 4
 
-typedef struct row_block {
-    size_t first_row;
-    size_t count;
-} row_block;
-
 RBE_TARGET_AVX2
 static __m256 select_set_bits(unsigned byte, __m256 value)
 {
@@ -41,8 +36,8 @@ static void load_x_block(const float *x, size_t col, size_t end_col, __m256 *low
 }
 
 RBE_TARGET_AVX2
-static void accumulate_group(const rbe_gemm_args *args, const row_block *block, const float *x,
-                             size_t first_col, __m256 acc[][2], __m256 *x_sum)
+static void accumulate_group(const rbe_gemm_args *args, const rbe_row_block *block,
+                             const float *x, size_t first_col, __m256 acc[][2], __m256 *x_sum)
 {
     const rbe_layout *layout = args->layout;
     size_t end_col = first_col + layout->group_size;
@@ -70,7 +65,7 @@ static void accumulate_group(const rbe_gemm_args *args, const row_block *block, 
 }
 
 RBE_TARGET_AVX2
-static void gemm_block(const rbe_gemm_args *args, const row_block *block, size_t m,
+static void gemm_block(const rbe_gemm_args *args, const rbe_row_block *block, size_t m,
                        float center_offset)
 {
     const rbe_layout *layout = args->layout;
@@ -107,17 +102,7 @@ static void gemm_block(const rbe_gemm_args *args, const row_block *block, size_t
 
 void rbe_gemm_rows_avx2(const rbe_gemm_args *args, size_t row_begin, size_t row_end)
 {
-    float center_offset = rbe_center_offset(args->layout->bits, args->planes_used);
-
-    for (size_t row = row_begin; row < row_end; row += ROWS_PER_STEP) {
-        row_block block;
-        block.first_row = row;
-        block.count = row_end - row < ROWS_PER_STEP ? row_end - row : ROWS_PER_STEP;
-
-        for (size_t m = 0; m < args->batch; m++) {
-            gemm_block(args, &block, m, center_offset);
-        }
-    }
+    rbe_gemm_for_row_blocks(args, row_begin, row_end, ROWS_PER_STEP, gemm_block);
 }
 #else
 typedef int rbe_gemm_avx2_unused;

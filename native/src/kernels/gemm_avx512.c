@@ -19,11 +19,6 @@
 
 #define ROWS_PER_STEP 16
 
-typedef struct row_block {
-    size_t first_row;
-    size_t count;       /* valid rows, 1..ROWS_PER_STEP */
-} row_block;
-
 RBE_TARGET_AVX512
 static __m512 load_x_block(const float *x, size_t col, size_t end_col)
 {
@@ -48,7 +43,7 @@ static __mmask16 load_mask(const uint8_t *bits)
 
 /* Full blocks of 16 rows: one masked add per row, plane and 16 columns. */
 RBE_TARGET_AVX512
-static void accumulate_group_16(const rbe_gemm_args *args, const row_block *block,
+static void accumulate_group_16(const rbe_gemm_args *args, const rbe_row_block *block,
                                 const float *x, size_t first_col, __m512 *acc, __m512 *x_sum)
 {
     const rbe_layout *layout = args->layout;
@@ -90,7 +85,7 @@ static void accumulate_group_16(const rbe_gemm_args *args, const row_block *bloc
 
 /* The last block of fewer than 16 rows: same order, accumulators in memory. */
 RBE_TARGET_AVX512
-static void accumulate_group_tail(const rbe_gemm_args *args, const row_block *block,
+static void accumulate_group_tail(const rbe_gemm_args *args, const rbe_row_block *block,
                                   const float *x, size_t first_col, __m512 *acc, __m512 *x_sum)
 {
     const rbe_layout *layout = args->layout;
@@ -119,7 +114,7 @@ static void accumulate_group_tail(const rbe_gemm_args *args, const row_block *bl
 }
 
 RBE_TARGET_AVX512
-static void gemm_block(const rbe_gemm_args *args, const row_block *block, size_t m,
+static void gemm_block(const rbe_gemm_args *args, const rbe_row_block *block, size_t m,
                        float center_offset)
 {
     const rbe_layout *layout = args->layout;
@@ -154,18 +149,7 @@ static void gemm_block(const rbe_gemm_args *args, const row_block *block, size_t
 
 void rbe_gemm_rows_avx512(const rbe_gemm_args *args, size_t row_begin, size_t row_end)
 {
-    float center_offset = rbe_center_offset(args->layout->bits, args->planes_used);
-
-    for (size_t row = row_begin; row < row_end; row += ROWS_PER_STEP) {
-        row_block block;
-        block.first_row = row;
-        block.count = row_end - row < ROWS_PER_STEP ? row_end - row : ROWS_PER_STEP;
-
-        /* The batch loop sits inside the row block so its planes stay in cache. */
-        for (size_t m = 0; m < args->batch; m++) {
-            gemm_block(args, &block, m, center_offset);
-        }
-    }
+    rbe_gemm_for_row_blocks(args, row_begin, row_end, ROWS_PER_STEP, gemm_block);
 }
 #else
 typedef int rbe_gemm_avx512_unused;

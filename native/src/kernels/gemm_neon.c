@@ -15,11 +15,6 @@
 
 #define ROWS_PER_STEP 4
 
-typedef struct row_block {
-    size_t first_row;
-    size_t count;
-} row_block;
-
 static const uint32_t kLowBits[4] = {1, 2, 4, 8};
 static const uint32_t kHighBits[4] = {16, 32, 64, 128};
 
@@ -53,8 +48,9 @@ static void add_set_bits(float32x4_t *acc, const uint8_t *row_bits, const float3
     }
 }
 
-static void accumulate_group(const rbe_gemm_args *args, const row_block *block, const float *x,
-                             size_t first_col, float32x4_t acc[][4], float32x4_t *x_sum)
+static void accumulate_group(const rbe_gemm_args *args, const rbe_row_block *block,
+                             const float *x, size_t first_col, float32x4_t acc[][4],
+                             float32x4_t *x_sum)
 {
     const rbe_layout *layout = args->layout;
     size_t end_col = first_col + layout->group_size;
@@ -83,7 +79,7 @@ static void accumulate_group(const rbe_gemm_args *args, const row_block *block, 
     }
 }
 
-static void gemm_block(const rbe_gemm_args *args, const row_block *block, size_t m,
+static void gemm_block(const rbe_gemm_args *args, const rbe_row_block *block, size_t m,
                        float center_offset)
 {
     const rbe_layout *layout = args->layout;
@@ -124,17 +120,7 @@ static void gemm_block(const rbe_gemm_args *args, const row_block *block, size_t
 
 void rbe_gemm_rows_neon(const rbe_gemm_args *args, size_t row_begin, size_t row_end)
 {
-    float center_offset = rbe_center_offset(args->layout->bits, args->planes_used);
-
-    for (size_t row = row_begin; row < row_end; row += ROWS_PER_STEP) {
-        row_block block;
-        block.first_row = row;
-        block.count = row_end - row < ROWS_PER_STEP ? row_end - row : ROWS_PER_STEP;
-
-        for (size_t m = 0; m < args->batch; m++) {
-            gemm_block(args, &block, m, center_offset);
-        }
-    }
+    rbe_gemm_for_row_blocks(args, row_begin, row_end, ROWS_PER_STEP, gemm_block);
 }
 #else
 typedef int rbe_gemm_neon_unused;
