@@ -1,19 +1,29 @@
 """The bridge to the C core: loads the cffi extension, converts numpy arrays
 to pointers and status codes to exceptions. No other module touches cffi.
 """
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from rbe_edge.errors import NativeError
 
+def _missing_extension_message() -> str:
+    package = Path(__file__).resolve().parent
+    if (package.parent / "pyproject.toml").is_file():
+        # A source checkout on sys.path (the current folder) hides an
+        # installed copy that has the compiled extension.
+        return (f"rbe_edge was imported from the source checkout {package.parent}, whose C "
+                "extension is not built; run from another folder to use the installed "
+                "package, or build it in place with `pip install -e .`")
+    return ("rbe_edge's C extension is missing; install the package with `pip install .` "
+            "(or `pip install -e .`) so that cffi compiles native/")
+
+
 try:
     from rbe_edge._native_lib import ffi, lib
 except ImportError as error:  # pragma: no cover - depends on the install
-    raise ImportError(
-        "rbe_edge's C extension is missing; install the package with "
-        "`pip install .` (or `pip install -e .`) so that cffi compiles native/"
-    ) from error
+    raise ImportError(_missing_extension_message()) from error
 
 ISA_BY_NAME = {
     "auto": lib.RBE_ISA_AUTO,

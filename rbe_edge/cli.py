@@ -30,7 +30,9 @@ def add_pack_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: 8)")
     parser.add_argument("--group-size", type=int, default=None, metavar="G",
                         help="weights (columns of a row) sharing one scale and zero point; "
-                        "default: the search tries one group per row, then 128, 64 and 32")
+                        "a tensor whose rows G does not divide gets one group per row "
+                        "(`inspect` shows each tensor's group size); default: the search "
+                        "tries one group per row, then 128, 64 and 32")
     parser.add_argument("--planes", type=int, default=None, metavar="P",
                         help="number of bitplanes to keep in the bundle, 1..B, most "
                         "significant first (default: all B)")

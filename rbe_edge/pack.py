@@ -57,7 +57,8 @@ def pack_model(model_path, bundle_dir, bits: int = 8, *, group_size: Optional[in
     Args:
         bits: code width B (2..16) to start from.
         group_size: columns per scale group; None lets the search choose among
-            per-row and groups of 128, 64 and 32.
+            per-row and groups of 128, 64 and 32. A tensor whose row length
+            this does not divide gets one group per row.
         planes: keep only the top `planes` planes in the bundle (default: all B).
         max_error: budget for the relative L2 output error at full precision,
             max over outputs and sample inputs (0.005 = 0.5%, which leaves
@@ -89,6 +90,7 @@ def pack_model(model_path, bundle_dir, bits: int = 8, *, group_size: Optional[in
 
     sites = select_weights(find_weights(model), min_elements)
     _check_unique(sites, model_path)
+    _check_trainable_names(trainable, sites, model_path)
     feeds = _resolve_samples(model, samples)
     originals = {site.name: site.to_float32() for site in sites}
     reference = run_outputs(make_session(model, str(model_path)), feeds, str(model_path))
@@ -106,6 +108,18 @@ def pack_model(model_path, bundle_dir, bits: int = 8, *, group_size: Optional[in
         from rbe_edge.report import write_report
         write_report(bundle, model_path, originals, feeds, reference, progress=progress)
     return bundle
+
+
+def _check_trainable_names(trainable, sites: List[WeightSite], model_path: Path) -> None:
+    """Reject unknown trainable names before the quantization search, which can take long."""
+    if trainable is None or trainable == "auto":
+        return
+    names = [trainable] if isinstance(trainable, str) else list(trainable)
+    packed = sorted(site.name for site in sites)
+    for name in names:
+        if name not in packed:
+            raise PackError(f"{model_path}: trainable tensor '{name}' is not among the tensors "
+                            f"that will be packed ({', '.join(packed)}); check the name")
 
 
 def _add_training_graphs(bundle, trainable) -> None:

@@ -4,7 +4,7 @@ import pytest
 from onnx import helper
 
 from adapt_models import batched_mlp, fixed_batch_mlp, make_bundle, snapshot, two_input_mlp
-from rbe_edge import AdaptError, Adapter
+from rbe_edge import AdaptError, Adapter, PackError
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +124,8 @@ def test_bundle_packed_without_trainable_layers(tmp_path):
 
 
 def test_pack_with_unknown_trainable_leaves_no_bundle(tmp_path):
-    with pytest.raises(AdaptError, match="trainable tensor 'nope' does not exist"):
+    # Checked before the quantization search, so a typo costs no packing time.
+    with pytest.raises(PackError, match="trainable tensor 'nope' is not among the tensors"):
         make_bundle(tmp_path, batched_mlp(), trainable=["nope"])
     assert not (tmp_path / "bundle").exists()
 
@@ -162,3 +163,35 @@ def test_labels_checked_against_a_symbolic_class_axis(tmp_path):
         y[2] = 8
         _expect_no_change(adapter, bundle_dir, lambda: adapter.fit(x, y, progress=False),
                           r"labels range over 0\.\.8, but output 'y' has 8 classes")
+
+
+@pytest.mark.parametrize("target, match", [
+    ("folder", "is a folder; give the path of the .onnx file"),
+    ("missing/out.onnx", "does not exist; create it first"),
+])
+def test_bad_export_path(adapter, trained_bundle, tmp_path, target, match):
+    (tmp_path / "folder").mkdir()
+    _expect_no_change(adapter, trained_bundle,
+                      lambda: adapter.export_onnx(tmp_path / target), match)
+
+
+def test_cli_checks_export_path_before_training(trained_bundle, tmp_path):
+    from rbe_edge.cli import main
+
+    x, y = _good()
+    np.savez(tmp_path / "train.npz", x=x, labels=y)
+    files = snapshot(trained_bundle)
+    code = main(["adapt", str(trained_bundle), "--data", str(tmp_path / "train.npz"),
+                 "--steps", "2", "--export", str(tmp_path / "missing" / "out.onnx"), "--quiet"])
+    assert code != 0
+    assert snapshot(trained_bundle) == files, "a bad --export path must not save the bundle"
+
+
+def test_closed_adapter_rejects_calls(trained_bundle):
+    adapter = Adapter(trained_bundle)
+    adapter.close()
+    x, y = _good()
+    for call in (lambda: adapter.fit(x, y, steps=1, progress=False), adapter.save,
+                 lambda: adapter.predict(x)):
+        with pytest.raises(AdaptError, match="this Adapter is closed"):
+            call()

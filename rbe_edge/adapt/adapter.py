@@ -17,7 +17,7 @@ from tqdm import tqdm
 from rbe_edge.adapt import training_graphs as tg
 from rbe_edge.adapt.data import Inputs, batch_limit, check_inputs, check_labels, static_dims
 from rbe_edge.adapt.errors import AdaptError, EngineUnavailableError
-from rbe_edge.adapt.export import float_model, write_float_model
+from rbe_edge.adapt.export import check_export_path, float_model, write_float_model
 from rbe_edge.adapt.files import remove_temporaries, sha256_of, write_manifest
 from rbe_edge.adapt.graph_cut import LOSS_OUTPUT, LABEL_INPUT, TrainingGraphs, parameter_inputs
 from rbe_edge.adapt.preconditioner import RmsScaling
@@ -67,6 +67,7 @@ class Adapter:
         _check_engine(engine)
         _check_options(mode, fold_every, optimizer)
         self._owns_bundle = not isinstance(bundle, Bundle)
+        self._closed = False
         self.bundle = Bundle.open(bundle) if self._owns_bundle else bundle
         try:
             self._setup(trainable, upper_planes, add_graphs)
@@ -211,6 +212,7 @@ class Adapter:
         Everything is checked before the first step; a bad argument raises
         AdaptError and leaves the planes untouched.
         """
+        self._check_open()
         _check_positive_int("steps", steps)
         _check_positive_int("batch_size", batch_size)
         if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
@@ -279,6 +281,7 @@ class Adapter:
 
     def predict(self, inputs: Inputs, output: Optional[str] = None) -> np.ndarray:
         """Return the model output (the one fit() trained, by default) for `inputs`."""
+        self._check_open()
         prepared = self._prepare(self._loss, output or self._output)
         features, _ = self._features(prepared, inputs)
         return self._run_head(prepared, features)
@@ -294,6 +297,7 @@ class Adapter:
     def evaluate(self, inputs: Inputs, labels, loss: Optional[str] = None,
                  output: Optional[str] = None) -> Dict[str, float]:
         """Return {"accuracy", "loss"} for cross-entropy or {"loss"} for mse."""
+        self._check_open()
         loss = loss or self._loss
         prepared = self._prepare(loss, output or self._output)
         features, count = self._features(prepared, inputs)
@@ -328,6 +332,7 @@ class Adapter:
         first: a crash leaves the previous or the new planes, and a bundle
         that opens either way.
         """
+        self._check_open()
         self._fold()
         bundle = self.bundle
         if remove_temporaries(bundle.path, ["model.rbe", "manifest.json"]):
@@ -354,6 +359,8 @@ class Adapter:
 
     def export_onnx(self, path) -> Path:
         """Write a plain float32 ONNX model of the adapted weights to `path`."""
+        self._check_open()
+        check_export_path(path)
         self._fold()
         container = self.bundle.container
         container.verify()
@@ -365,9 +372,14 @@ class Adapter:
         return write_float_model(model, path, str(self.bundle.path))
 
     def close(self) -> None:
-        """Close the bundle if the Adapter opened it."""
+        """Close the bundle if the Adapter opened it; later calls raise AdaptError."""
+        self._closed = True
         if self._owns_bundle:
             self.bundle.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise AdaptError(f"{self.bundle.path}: this Adapter is closed; create a new one")
 
     def __enter__(self) -> "Adapter":
         return self

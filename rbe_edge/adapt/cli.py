@@ -62,7 +62,11 @@ def load_examples(path) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
 
 def run_adapt(args) -> int:
     from rbe_edge.adapt.adapter import Adapter
+    from rbe_edge.adapt.export import check_export_path
 
+    # Check the export path before training, so a bad one changes nothing.
+    if args.export:
+        check_export_path(args.export)
     inputs, labels = load_examples(args.data)
     trainable = args.trainable if args.trainable not in (None, ["auto"]) else "auto"
     add = args.trainable == ["auto"]

@@ -62,18 +62,26 @@ def _replace_decodes(graph: onnx.GraphProto, packed_of) -> None:
     graph.initializer.extend(initializers + added)
 
 
+def check_export_path(path) -> Path:
+    """Raise AdaptError unless `path` can receive an exported model file."""
+    path = Path(path)
+    if path.is_dir():
+        raise AdaptError(f"{path}: is a folder; give the path of the .onnx file to write")
+    if not path.parent.is_dir():
+        raise AdaptError(f"{path}: the folder {path.parent} does not exist; create it first")
+    return path
+
+
 def write_float_model(model: onnx.ModelProto, path, where: str) -> Path:
     """Check `model` with onnx.checker and onnxruntime, then write it atomically to `path`."""
     import onnxruntime as ort
 
-    path = Path(path)
+    path = check_export_path(path)
     try:
         onnx.checker.check_model(model, full_check=True)
         ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     except Exception as error:  # the checker and onnxruntime raise their own types
         raise AdaptError(f"{where}: the exported float model does not load ({error})") from None
-    if not path.parent.is_dir():
-        raise AdaptError(f"{path}: the folder {path.parent} does not exist")
     write_atomic(path, model.SerializeToString())
     logger.info("exported the adapted model to %s", path)
     return path
