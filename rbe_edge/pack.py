@@ -21,8 +21,8 @@ from tqdm import tqdm
 
 from rbe_edge import onnx_ops
 from rbe_edge.container import Container, TensorEntry, write_container
-from rbe_edge.model_io import (Feed, load_model, load_samples, make_samples, make_session,
-                               model_opset, relative_error, run_outputs)
+from rbe_edge.model_io import (Feed, graph_inputs, load_model, load_samples, make_samples,
+                               make_session, model_opset, relative_error, run_outputs)
 from rbe_edge.packed_tensor import PackedTensor
 from rbe_edge.quantize import quantize
 from rbe_edge.weights import (PackError, WeightSite, find_weights, iterate_graphs, layout_of,
@@ -158,12 +158,25 @@ def _check_unique(sites: List[WeightSite], model_path: Path) -> None:
 
 
 def _resolve_samples(model, samples) -> List[Feed]:
+    """Return feeds from None, a feed, a list of feeds, arrays of a one-input model, or .npz paths."""
     if samples is None:
         return make_samples(model)
+    if isinstance(samples, (dict, np.ndarray)):
+        samples = [samples]
     samples = list(samples)
+    if samples and all(isinstance(sample, np.ndarray) for sample in samples):
+        return [_feed_of_array(model, sample) for sample in samples]
     if samples and not isinstance(samples[0], dict):
         return load_samples(samples)
     return samples
+
+
+def _feed_of_array(model, array: np.ndarray) -> Feed:
+    inputs = [value.name for value in graph_inputs(model)]
+    if len(inputs) != 1:
+        raise PackError(f"a sample given as an array needs a model with one input; this one has "
+                        f"{inputs}, so pass dicts that map each input name to an array")
+    return {inputs[0]: array}
 
 
 # ---- Choosing bits and group size ----

@@ -182,3 +182,27 @@ def test_session_rejects_corrupted_plane(tmp_path):
         bundle.session(6)                      # plane 6 is not used at P=6
         with pytest.raises(ContainerError, match="plane 6 is corrupted"):
             bundle.session(7)
+
+
+def test_samples_as_arrays_and_bare_feed(tmp_path):
+    model = bundle_models.mlp()
+    path = bundle_models.save(model, tmp_path)
+    feed = make_samples(model, count=1, seed=5)[0]
+    (name, array), = feed.items()
+
+    for index, samples in enumerate([array, [array, array], feed]):
+        with pack_model(path, tmp_path / f"b{index}", bits=8, search=False,
+                        samples=samples) as bundle:
+            assert bundle.bits == 8, f"samples form {index}"
+
+
+def test_array_samples_need_one_input(tmp_path):
+    from rbe_edge.weights import PackError
+
+    model = bundle_models.mlp()
+    second = onnx.helper.make_tensor_value_info("unused", onnx.TensorProto.FLOAT, [1])
+    model.graph.input.append(second)
+    path = bundle_models.save(model, tmp_path)
+    with pytest.raises(PackError, match="needs a model with one input"):
+        pack_model(path, tmp_path / "b", samples=np.zeros((1, 4), np.float32))
+    assert not (tmp_path / "b").exists()
