@@ -130,7 +130,10 @@ def run_outputs(session, feeds: List[Feed], what: str) -> List[List[np.ndarray]]
             results.append(session.run(None, feed))
         except Exception as error:  # onnxruntime raises its own unrelated exception types
             raise PackError(f"{what}: running the model on the sample inputs failed: {error}; "
-                            "check the sample inputs' names, shapes and dtypes") from None
+                            "check the sample inputs' names, shapes and dtypes, or, if none "
+                            "were given, pass real ones (tools/pack.py --inputs, pack_model "
+                            "samples=): generated samples set every symbolic dimension "
+                            "to 1") from None
     return results
 
 
