@@ -68,7 +68,8 @@ def run_pack(args) -> int:
         trainable="auto" if args.trainable == ["auto"] else args.trainable,
     )
     manifest = bundle.manifest
-    print(f"packed {len(manifest['tensors'])} tensors into {bundle.path}: "
+    count = len(manifest["tensors"])
+    print(f"packed {count} tensor{'s' if count != 1 else ''} into {bundle.path}: "
           f"{manifest['bits']} bits, group size {manifest['group_size'] or 'per row'}, "
           f"{manifest['planes']} planes, output error {manifest['output_error']:.3g} "
           f"(budget {manifest['error_budget']:.3g})")

@@ -137,7 +137,9 @@ def test_planes_option_stores_prefix(tmp_path):
     with pack_model(path, tmp_path / "b", planes=4) as bundle:
         assert bundle.planes_available == 4
         assert bundle.manifest["planes"] == 4
-        bundle.verify()
+        summary = bundle.verify()
+        assert summary["model.rbe"] == (bundle.path / "model.rbe").stat().st_size
+        assert summary["model.rbe"] < summary["model.rbe full size"]
         got, reference = outputs_and_reference(model, bundle.session())
         assert relative_error(got, reference) < 1.0
 
