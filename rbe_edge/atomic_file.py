@@ -11,7 +11,7 @@ def atomic_writer(path) -> Iterator[BinaryIO]:
     """Yield a binary file whose contents replace `path` when the block ends.
 
     A crash or an exception at any point leaves either the old file or the
-    new one at `path`, never a mix; an exception also removes the temporary
+    new one at `path`, never a mix. An exception also removes the temporary
     file.
     """
     path = Path(path)

@@ -48,7 +48,8 @@ def test_matmul_within_float32_bound(k, n, group, bits, batch):
         result = packed.matmul(x, planes)
         error = np.abs(result.astype(np.float64) - exact)
         bound = float32_bound(packed, x, planes)
-        assert result.shape == (batch, n) and result.dtype == np.float32
+        assert result.shape == (batch, n)
+        assert result.dtype == np.float32
         worst = np.unravel_index(np.argmax(error - bound), error.shape)
         assert np.all(error <= bound), (
             f"P={planes}: error {error[worst]:.3g} above bound {bound[worst]:.3g} at {worst}")

@@ -85,7 +85,8 @@ def test_constant_and_zero_rows():
     np.testing.assert_array_equal(decoded[0], np.full(10, 3.5, np.float32))
     np.testing.assert_array_equal(decoded[1], np.full(10, -0.25, np.float32))
     np.testing.assert_array_equal(decoded[2], np.zeros(10, np.float32))
-    assert decoded[3, 4] == 1.0 and np.all(np.delete(decoded[3], 4) == 0.0)
+    assert decoded[3, 4] == 1.0
+    assert np.all(np.delete(decoded[3], 4) == 0.0)
     # Truncated decodes of an all-zero row stay negligibly small.
     assert np.all(np.abs(packed.decode(1)[2]) < 1e-30)
 

@@ -41,7 +41,7 @@ def best_seconds(run, min_time: float) -> float:
 
 
 def make_tensor(rows: int, rng: np.random.Generator) -> PackedTensor:
-    """A random 8-bit tensor; random codes avoid quantizing hundreds of MB."""
+    """Return a random 8-bit tensor; random codes avoid quantizing hundreds of MB."""
     codes = rng.integers(0, 2**BITS, size=(rows, COLS), dtype=np.uint16)
     planes = encode_codes(codes, BITS, COLS)
     return PackedTensor(

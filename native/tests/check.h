@@ -7,8 +7,13 @@
 
 #include <stdio.h>
 
+#include "rbe_edge.h"
+
 extern int check_passed;
 extern int check_failed;
+
+/* Stores in isas (room for 3) the SIMD kernel families this CPU runs; returns their count. */
+size_t available_simd_isas(rbe_isa *isas);
 
 #define CHECK(cond, ...)                                                              \
     do {                                                                              \

@@ -205,17 +205,8 @@ static void check_gemm_arguments(void)
 
 void test_gemm(void)
 {
-    const rbe_isa candidates[] = {RBE_ISA_AVX2, RBE_ISA_AVX512, RBE_ISA_NEON};
     rbe_isa isas[3];
-    size_t isa_count = 0;
-
-    for (size_t i = 0; i < 3; i++) {
-        int available = 0;
-        rbe_isa_available(candidates[i], &available);
-        if (available) {
-            isas[isa_count++] = candidates[i];
-        }
-    }
+    size_t isa_count = available_simd_isas(isas);
 
     check_gemm_arguments();
     for (size_t bi = 0; bi < sizeof(kBits) / sizeof(kBits[0]); bi++) {

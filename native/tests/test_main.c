@@ -6,6 +6,21 @@
 int check_passed = 0;
 int check_failed = 0;
 
+size_t available_simd_isas(rbe_isa *isas)
+{
+    const rbe_isa candidates[] = {RBE_ISA_AVX2, RBE_ISA_AVX512, RBE_ISA_NEON};
+    size_t count = 0;
+
+    for (size_t i = 0; i < sizeof(candidates) / sizeof(candidates[0]); i++) {
+        int available = 0;
+        rbe_isa_available(candidates[i], &available);
+        if (available) {
+            isas[count++] = candidates[i];
+        }
+    }
+    return count;
+}
+
 void test_codec_arguments(void);
 void test_codec_kernels(void);
 void test_container(void);

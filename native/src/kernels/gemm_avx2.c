@@ -2,8 +2,9 @@
  * AVX2 bit-serial product, 4 rows at a time. Each 16-lane accumulator is a
  * pair of 8-float registers. A plane byte becomes a lane mask by shifting
  * each lane's bit into the sign position, and blendv adds x only where the
- * bit is set, which matches the scalar reference exactly (it adds +0.0
- * elsewhere, and an accumulator that starts at +0.0 never becomes -0.0).
+ * bit is set. Elsewhere it adds +0.0, which leaves the sum unchanged because
+ * an accumulator that starts at +0.0 never becomes -0.0, so the result
+ * matches the scalar reference exactly.
  */
 #include "../internal.h"
 

@@ -9,7 +9,7 @@
  * NOTE: on the Zen 4 development machine this kernel runs at 1.0e9 to
  * 1.9e9 masked adds per second. The same loop with constant masks runs at
  * 6e9 to 7e9, so loading each 16-bit mask into a mask register is the
- * bottleneck; the throughput targets in docs/benchmarks.md are not met.
+ * bottleneck. The throughput targets in docs/benchmarks.md are not met.
  */
 #include "../internal.h"
 
