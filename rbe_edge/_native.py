@@ -42,6 +42,8 @@ KERNELS = {
     "dequant_i8": lib.RBE_KERNEL_DEQUANT_I8,
     "gemm_f32": lib.RBE_KERNEL_GEMM_F32,
     "update_upper": lib.RBE_KERNEL_UPDATE_UPPER,
+    "gemm_t_f32": lib.RBE_KERNEL_GEMM_T_F32,
+    "dense_grad": lib.RBE_KERNEL_DENSE_GRAD,
 }
 
 

@@ -447,6 +447,21 @@ class Container:
                              f"1..{self.planes_available} planes")
         return min(planes, entry.bits)
 
+    def _release(self, offset: int, size: int) -> None:
+        """Drop the mapped pages of a chunk that was copied or checked.
+
+        The pages are clean file pages that would be read again on demand,
+        but until the kernel reclaims them they count in the resident size,
+        and a copied tensor would then cost its planes twice.
+        """
+        if self._mapping is None or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        page = mmap.PAGESIZE
+        start = -(-offset // page) * page
+        end = (offset + size) // page * page
+        if end > start:
+            self._mapping.madvise(mmap.MADV_DONTNEED, start, end - start)
+
     def verify(self, planes: Optional[int] = None) -> None:
         """Check the CRC32C of every scale chunk and of the first `planes` planes."""
         for entry in self.tensors:
@@ -455,7 +470,9 @@ class Container:
                            "are corrupted (checksum mismatch)")
             for plane in range(self._planes_used(entry, planes)):
                 offset = entry.plane_offsets[plane]
-                if not self._crc_ok(offset, entry.plane_bytes, entry.plane_crcs[plane]):
+                valid = self._crc_ok(offset, entry.plane_bytes, entry.plane_crcs[plane])
+                self._release(offset, entry.plane_bytes)
+                if not valid:
                     self._fail("checksum", f"tensor '{entry.name}': plane {plane} is corrupted "
                                "(checksum mismatch)")
 
@@ -474,6 +491,7 @@ class Container:
             offset = entry.plane_offsets[plane]
             chunk = np.frombuffer(self._data, np.uint8, entry.plane_bytes, offset)
             stacked[plane] = chunk.reshape(entry.rows, stride)
+            self._release(offset, entry.plane_bytes)
 
         groups = entry.cols // entry.group_size
         params = np.frombuffer(self._data, "<f4", 2 * entry.rows * groups, entry.params_offset)

@@ -9,7 +9,6 @@ import pytest
 from adapt_models import batched_mlp, fixed_batch_mlp, make_bundle, two_input_mlp
 from rbe_edge import Adapter, Bundle
 from rbe_edge.adapt import build_training_graphs
-from rbe_edge.adapt.errors import EngineUnavailableError
 from rbe_edge.adapt.graph_cut import LABEL_INPUT, LOSS_OUTPUT, parameter_inputs
 from rbe_edge.adapt.sessions import make_session
 from rbe_edge.cli import main as cli_main
@@ -153,12 +152,6 @@ def test_accumulate_mode_holds_two_bytes_per_weight(tmp_path):
     with Adapter(bundle_dir, ["w2", "w3"]) as adapter:
         weights = 32 * 24 + 24 * 8
         assert adapter.state_bytes_per_weight() == pytest.approx(2.0 + 8 / weights)
-
-
-def test_native_engine_is_reported_as_unavailable(tmp_path):
-    bundle_dir = make_bundle(tmp_path, batched_mlp(), trainable="auto")
-    with pytest.raises(EngineUnavailableError, match="engine='native'"):
-        Adapter(bundle_dir, engine="native")
 
 
 def test_pack_with_trainable_writes_the_training_graphs(tmp_path):

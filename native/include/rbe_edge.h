@@ -70,7 +70,9 @@ typedef enum rbe_kernel {
     RBE_KERNEL_REFINE_F32 = 3,
     RBE_KERNEL_DEQUANT_I8 = 4,
     RBE_KERNEL_GEMM_F32 = 5,
-    RBE_KERNEL_UPDATE_UPPER = 6
+    RBE_KERNEL_UPDATE_UPPER = 6,
+    RBE_KERNEL_GEMM_T_F32 = 7,
+    RBE_KERNEL_DENSE_GRAD = 8
 } rbe_kernel;
 
 /*
@@ -234,6 +236,187 @@ rbe_status rbe_update_upper(const rbe_layout *layout, uint8_t *const *planes,
  */
 rbe_status rbe_fold_lsb(const rbe_layout *layout, uint8_t *const *planes, int8_t *accum,
                         unsigned upper_planes);
+
+/*
+ * ---- Training a dense layer on its planes ----
+ *
+ * A dense layer computes y = x W_P^T (+ bias) with x [batch, cols] and
+ * y [batch, rows], as rbe_gemm_f32 does. The functions below give its
+ * backward pass without ever holding a float matrix of the weight's size.
+ */
+
+/*
+ * Transposed product, the input gradient of a dense layer:
+ *   dx[m, k] = sum_n dy[m, n] * W_P[n, k]   for m < batch,
+ * with dy row-major [batch, rows] and dx row-major [batch, cols]. W_P is
+ * decoded from the planes a small tile at a time (16 rows by up to 256
+ * columns) and never expanded to a whole float matrix.
+ *
+ * Results do not depend on the ISA or the thread count: each dx[m, k]
+ * starts at +0.0 and adds dy[m, n] * W_P[n, k] for n = 0..rows-1 in
+ * increasing order, with W_P[n, k] the float32 value rbe_decode_f32
+ * returns and each product and sum rounded to float32. That equals the
+ * naive float32 loop over the decoded matrix bit for bit.
+ *
+ * `threads` splits the columns, in multiples of 64, as rbe_gemm_f32 splits
+ * the rows.
+ * Errors: as rbe_gemm_f32.
+ */
+rbe_status rbe_gemm_t_f32(const rbe_layout *layout, const uint8_t *const *planes,
+                          unsigned planes_used, const float *scale, const float *zero,
+                          const float *dy, size_t batch, float *dx, unsigned threads);
+
+/*
+ * Stores in *sum_squares the squared Frobenius norm of the weight gradient
+ * G = dy^T x (G[n, k] = sum_m dy[m, n] * x[m, k], rows x cols) without
+ * forming G: ||G||^2 = sum_{m, m'} (dy dy^T)[m, m'] * (x x^T)[m, m'],
+ * accumulated in double and clamped at 0. Costs O(batch^2 * (rows + cols)).
+ * Inputs are not checked for NaN or infinity; such an input gives a
+ * result that is not finite.
+ * Errors: RBE_ERR_NULL, RBE_ERR_SIZE (a size is zero or overflows).
+ */
+rbe_status rbe_dense_grad_sum_squares(size_t rows, size_t cols, const float *x,
+                                      const float *dy, size_t batch, double *sum_squares);
+
+/*
+ * Floats of workspace that rbe_dense_update needs for `layout`: one tile
+ * of the weight gradient, min(rows, 8) * cols floats, never the whole
+ * matrix. Returns 0 for a NULL or invalid layout.
+ */
+size_t rbe_dense_update_workspace(const rbe_layout *layout);
+
+/*
+ * Applies one upper-bitplane step to a dense layer from its forward input
+ * x [batch, cols] and output gradient dy [batch, rows]. The weight gradient
+ *   G[n, k] = grad_scale * (sum over m = 0..batch-1 in order of dy[m, n] * x[m, k])
+ * (float32: the sum starts at +0.0, each product is rounded, then added,
+ * and the scaling is one more rounding) is computed one tile of rows
+ * at a time into `workspace`, and each tile goes straight into the same
+ * update as rbe_update_upper, so the planes and accumulator end bit for bit
+ * as rbe_update_upper(layout, planes, scale, G, accum, params) would leave
+ * them. `workspace` has room for rbe_dense_update_workspace(layout) floats or more.
+ * Before any write it checks that x and dy are finite and that
+ * 2 * max(1, grad_scale) * batch * max|dy| * max|x| <= FLT_MAX, so neither
+ * a sum nor a gradient element can overflow, and a failed call leaves
+ * planes, accum and workspace untouched.
+ * Errors: those of rbe_update_upper (except the gradient checks),
+ * RBE_ERR_NULL (x, dy or workspace NULL), RBE_ERR_SIZE (batch zero,
+ * overflow, or workspace_floats too small), RBE_ERR_VALUE (grad_scale not
+ * positive and finite, x or dy not finite, or the bound above exceeded).
+ */
+rbe_status rbe_dense_update(const rbe_layout *layout, uint8_t *const *planes,
+                            const float *scale, const float *x, const float *dy,
+                            size_t batch, float grad_scale, int8_t *accum,
+                            const rbe_update_params *params, float *workspace,
+                            size_t workspace_floats);
+
+/*
+ * ---- Layer programs: a trainable head run by the C core ----
+ *
+ * A program is a chain of layers applied to rows of activations: the input
+ * is x [batch, input_width] and each layer maps [batch, width_in] to
+ * [batch, width_out]. rbe_program_step runs the forward pass, the loss, the
+ * backward pass and one upper-bitplane step of every trainable dense layer.
+ * Weight gradients are consumed tile by tile (rbe_dense_update), so the
+ * extra memory of a step is the workspace: a few floats per activation,
+ * never a float copy of a weight matrix.
+ */
+
+typedef enum rbe_layer_kind {
+    RBE_LAYER_DENSE = 0,        /* y = x W_P^T + bias (ONNX MatMul, Gemm, MatMul + Add) */
+    RBE_LAYER_RELU = 1,
+    RBE_LAYER_GELU = 2,         /* x * Phi(x) with the exact erf */
+    RBE_LAYER_GELU_TANH = 3,    /* the tanh approximation of GELU */
+    RBE_LAYER_TANH = 4,
+    RBE_LAYER_LAYER_NORM = 5    /* over the last axis, as ONNX LayerNormalization */
+} rbe_layer_kind;
+
+typedef enum rbe_loss_kind {
+    RBE_LOSS_CROSS_ENTROPY = 0, /* softmax cross-entropy, mean over rows */
+    RBE_LOSS_MSE = 1            /* mean over all elements of (y - target)^2 */
+} rbe_loss_kind;
+
+/*
+ * Per-tensor gradient scaling: the gradient is divided by the root of a
+ * bias-corrected running mean of its mean square (Adam's second moment kept
+ * per tensor). Start with mean_square 0 and steps 0.
+ */
+typedef struct rbe_rms_scaling {
+    double mean_square;
+    double decay;               /* in [0, 1) */
+    uint64_t steps;
+} rbe_rms_scaling;
+
+typedef struct rbe_layer {
+    rbe_layer_kind kind;
+    /* RBE_LAYER_DENSE: the weight matrix is layout->rows x layout->cols. */
+    const rbe_layout *layout;
+    uint8_t *const *planes;     /* layout->bits planes; written when trainable */
+    unsigned planes_used;       /* planes read by the products; bits when trainable */
+    const float *scale;
+    const float *zero;
+    const float *bias;          /* layout->rows floats, or NULL */
+    int trainable;              /* nonzero: one upper-bitplane step per rbe_program_step */
+    int8_t *accum;              /* rows * cols for RBE_UPDATE_ACCUMULATE, else NULL */
+    rbe_rms_scaling *scaling;   /* NULL: the plain gradient */
+    /* RBE_LAYER_LAYER_NORM: width floats each; epsilon positive and finite. */
+    size_t width;
+    const float *gamma;
+    const float *beta;          /* NULL: no bias */
+    float epsilon;
+} rbe_layer;
+
+typedef struct rbe_program {
+    const rbe_layer *layers;
+    size_t layer_count;         /* 1..256 */
+    size_t input_width;
+    rbe_loss_kind loss;
+} rbe_program;
+
+/*
+ * Validates a program (widths chain, pointers, parameters) and stores the
+ * output width in *output_width. Returns the first error of
+ * RBE_ERR_NULL, RBE_ERR_SIZE (a width does not match the previous layer's
+ * output, or no layers), RBE_ERR_UNSUPPORTED (unknown kind or loss, or a
+ * trainable dense layer that reads fewer than all planes), RBE_ERR_VALUE
+ * (bad epsilon or decay) and the layout checks; *failed_layer is set to
+ * the layer's index (layer_count for the program itself).
+ */
+rbe_status rbe_program_check(const rbe_program *program, size_t *output_width,
+                             size_t *failed_layer);
+
+/*
+ * Stores in *floats the workspace that rbe_program_forward and
+ * rbe_program_step need for `batch` rows.
+ * Errors: those of rbe_program_check, RBE_ERR_SIZE (batch zero or overflow).
+ */
+rbe_status rbe_program_workspace(const rbe_program *program, size_t batch, size_t *floats);
+
+/*
+ * Runs the forward pass: y [batch, output_width] from x [batch, input_width].
+ * Errors: those of rbe_program_workspace, RBE_ERR_SIZE (workspace_floats
+ * too small), and those of the products.
+ */
+rbe_status rbe_program_forward(const rbe_program *program, const float *x, size_t batch,
+                               float *y, float *workspace, size_t workspace_floats,
+                               unsigned threads);
+
+/*
+ * Runs one training step on `batch` rows and stores the mean loss in *loss.
+ * Cross-entropy reads classes[batch] (each in 0..output_width-1); MSE reads
+ * targets[batch * output_width]. Every gradient is computed before any
+ * plane changes, then each trainable layer takes one step with `params`
+ * (its step and seed are used as given). A non-finite loss or gradient
+ * returns RBE_ERR_VALUE with the planes, accumulators and scaling states
+ * untouched.
+ * Errors: those of rbe_program_forward, RBE_ERR_NULL (labels missing),
+ * RBE_ERR_VALUE (a class out of range, or a non-finite loss or gradient),
+ * and those of rbe_dense_update.
+ */
+rbe_status rbe_program_step(const rbe_program *program, const float *x, size_t batch,
+                            const int64_t *classes, const float *targets,
+                            const rbe_update_params *params, float *loss,
+                            float *workspace, size_t workspace_floats, unsigned threads);
 
 /*
  * Reports the kernel family that RBE_ISA_AUTO selects on this CPU.

@@ -13,8 +13,11 @@ static const rbe_kernels kScalar = {
     rbe_dequant_i8_scalar,
     rbe_gemm_rows_scalar,
     rbe_update_upper_scalar,
+    rbe_gemm_t_tile_scalar,
+    rbe_dense_grad_scalar,
     {"encode_row_scalar", "unpack_scalar", "dequant_f32_scalar", "refine_f32_scalar",
-     "dequant_i8_scalar", "gemm_f32_scalar", "update_upper_scalar"},
+     "dequant_i8_scalar", "gemm_f32_scalar", "update_upper_scalar", "gemm_t_f32_scalar",
+     "dense_grad_scalar"},
 };
 
 #ifdef RBE_HAVE_X86
@@ -27,12 +30,17 @@ static const rbe_kernels kAvx2 = {
     rbe_dequant_i8_avx2,
     rbe_gemm_rows_avx2,
     rbe_update_upper_avx2,
+    rbe_gemm_t_tile_avx2,
+    rbe_dense_grad_avx2,
     {"encode_row_avx2", "unpack_avx2", "dequant_f32_avx2", "refine_f32_avx2",
-     "dequant_i8_avx2", "gemm_f32_avx2", "update_upper_avx2"},
+     "dequant_i8_avx2", "gemm_f32_avx2", "update_upper_avx2", "gemm_t_f32_avx2",
+     "dense_grad_avx2"},
 };
 
 /* AVX-512 replaces only the product; the codec kernels stay AVX2, which
- * already decodes near memory bandwidth. */
+ * already decodes near memory bandwidth. An AVX-512 tile of the transposed
+ * product (8 batch entries by 32 columns) measured no faster than the AVX2
+ * one on an AMD EPYC (Zen 4), so the AVX2 training kernels serve here too. */
 static const rbe_kernels kAvx512 = {
     RBE_ISA_AVX512,
     rbe_encode_row_avx2,
@@ -42,8 +50,11 @@ static const rbe_kernels kAvx512 = {
     rbe_dequant_i8_avx2,
     rbe_gemm_rows_avx512,
     rbe_update_upper_avx2,
+    rbe_gemm_t_tile_avx2,
+    rbe_dense_grad_avx2,
     {"encode_row_avx2", "unpack_avx2", "dequant_f32_avx2", "refine_f32_avx2",
-     "dequant_i8_avx2", "gemm_f32_avx512", "update_upper_avx2"},
+     "dequant_i8_avx2", "gemm_f32_avx512", "update_upper_avx2", "gemm_t_f32_avx2",
+     "dense_grad_avx2"},
 };
 
 static int cpu_has_avx2(void)
@@ -67,11 +78,19 @@ static int cpu_has_avx512(void)
 #define RBE_GEMM_NEON_NAME "gemm_f32_neon"
 #define RBE_UPDATE_NEON rbe_update_upper_neon
 #define RBE_UPDATE_NEON_NAME "update_upper_neon"
+#define RBE_GEMM_T_NEON rbe_gemm_t_tile_neon
+#define RBE_GEMM_T_NEON_NAME "gemm_t_f32_neon"
+#define RBE_DENSE_GRAD_NEON rbe_dense_grad_neon
+#define RBE_DENSE_GRAD_NEON_NAME "dense_grad_neon"
 #else
 #define RBE_GEMM_NEON rbe_gemm_rows_scalar
 #define RBE_GEMM_NEON_NAME "gemm_f32_scalar"
 #define RBE_UPDATE_NEON rbe_update_upper_scalar
 #define RBE_UPDATE_NEON_NAME "update_upper_scalar"
+#define RBE_GEMM_T_NEON rbe_gemm_t_tile_scalar
+#define RBE_GEMM_T_NEON_NAME "gemm_t_f32_scalar"
+#define RBE_DENSE_GRAD_NEON rbe_dense_grad_scalar
+#define RBE_DENSE_GRAD_NEON_NAME "dense_grad_scalar"
 #endif
 static const rbe_kernels kNeon = {
     RBE_ISA_NEON,
@@ -82,8 +101,11 @@ static const rbe_kernels kNeon = {
     rbe_dequant_i8_neon,
     RBE_GEMM_NEON,
     RBE_UPDATE_NEON,
+    RBE_GEMM_T_NEON,
+    RBE_DENSE_GRAD_NEON,
     {"encode_row_neon", "unpack_neon", "dequant_f32_neon", "refine_f32_neon",
-     "dequant_i8_neon", RBE_GEMM_NEON_NAME, RBE_UPDATE_NEON_NAME},
+     "dequant_i8_neon", RBE_GEMM_NEON_NAME, RBE_UPDATE_NEON_NAME, RBE_GEMM_T_NEON_NAME,
+     RBE_DENSE_GRAD_NEON_NAME},
 };
 #endif
 
@@ -160,7 +182,7 @@ rbe_status rbe_kernel_name(rbe_kernel kernel, rbe_isa isa, const char **name)
     if (kernels == NULL) {
         return RBE_ERR_ISA;
     }
-    if ((unsigned)kernel > (unsigned)RBE_KERNEL_UPDATE_UPPER) {
+    if ((unsigned)kernel > (unsigned)RBE_KERNEL_DENSE_GRAD) {
         return RBE_ERR_UNSUPPORTED;
     }
     *name = kernels->names[kernel];

@@ -132,6 +132,34 @@ static inline void rbe_gemm_for_row_blocks(const rbe_gemm_args *args, size_t row
 /* Computes y for rows [row_begin, row_end) and every batch entry. */
 typedef void (*rbe_gemm_rows_fn)(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
 
+/*
+ * Whether rbe_gemm_f32 takes the decode path for these B and P: rebuild each
+ * weight's code c_P from its P plane bits and add x * c_P with one fused
+ * multiply-add, instead of one masked add of x * 2^(B-1-p) per set bit. The
+ * choice depends on B and P only, never on the ISA, so every kernel family
+ * rounds the same way. NOTE: the limit comes from tools/bench_gemm.py on one
+ * AMD EPYC Zen 4 machine (see docs/benchmarks.md).
+ */
+#define RBE_GEMM_DECODE_MIN_PLANES 2
+
+static inline int rbe_gemm_uses_decode(unsigned bits, unsigned planes_used)
+{
+    (void)bits;
+    return planes_used >= RBE_GEMM_DECODE_MIN_PLANES;
+}
+
+/* The code c_P of column `col` in one row: plane p gives bit B-1-p. */
+static inline unsigned rbe_gemm_code_at(const uint8_t *const *plane_rows, unsigned bits,
+                                        unsigned planes_used, size_t col)
+{
+    unsigned code = 0;
+
+    for (unsigned p = 0; p < planes_used; p++) {
+        code |= (unsigned)((plane_rows[p][col / 8] >> (col % 8)) & 1u) << (bits - 1 - p);
+    }
+    return code;
+}
+
 /* Accumulator units per upper step: int8 state then covers +-127/128 of a step. */
 #define RBE_ACCUM_ONE 128
 /* Bound on |delta| * RBE_ACCUM_ONE, far above any step count that fits a code. */
@@ -170,6 +198,46 @@ static inline float rbe_uniform(uint32_t key, uint32_t index)
     return (float)(rbe_hash32(key ^ index) >> 8) * (1.0f / 16777216.0f);
 }
 
+/*
+ * One step of the transposed product: a tile of decoded weight rows times
+ * the matching columns of dy, added into dx. For every m < batch and
+ * k < cols, the kernel runs
+ *   dx[m * dx_stride + k] += dy[m * dy_stride + n] * w[n * w_stride + k]
+ * for n = 0..rows-1 in increasing order, rounding each product and then
+ * each sum (no fused multiply-add), so all kernels agree bit for bit.
+ */
+typedef struct rbe_gemm_t_tile {
+    const float *dy;    /* column n0 of dy: dy[m * dy_stride + n] is dy[m, n0 + n] */
+    size_t dy_stride;   /* the layer's rows */
+    size_t batch;
+    const float *w;     /* decoded weights of rows n0.., columns k0.. */
+    size_t w_stride;
+    size_t rows;        /* rows in the tile */
+    size_t cols;        /* columns in the tile */
+    float *dx;          /* column k0 of dx */
+    size_t dx_stride;   /* the layer's cols */
+} rbe_gemm_t_tile;
+
+typedef void (*rbe_gemm_t_tile_fn)(const rbe_gemm_t_tile *tile);
+
+/* Inputs of one weight-gradient computation, validated by rbe_dense_update. */
+typedef struct rbe_dense_grad_args {
+    const float *x;     /* [batch, cols] */
+    const float *dy;    /* [batch, rows] */
+    size_t rows;
+    size_t cols;
+    size_t batch;
+    float grad_scale;
+} rbe_dense_grad_args;
+
+/*
+ * Writes rows row_begin..row_begin+row_count-1 of the weight gradient into
+ * tile[r * cols + k]: grad_scale * acc, where acc starts at +0.0 and adds
+ * dy[m, row] * x[m, k] for m = 0..batch-1 in order, each product rounded.
+ */
+typedef void (*rbe_dense_grad_fn)(const rbe_dense_grad_args *args, size_t row_begin,
+                                  size_t row_count, float *tile);
+
 typedef struct rbe_kernels {
     rbe_isa isa;
     rbe_encode_row_fn encode_row;
@@ -179,7 +247,9 @@ typedef struct rbe_kernels {
     rbe_dequant_i8_fn dequant_i8;
     rbe_gemm_rows_fn gemm_rows; /* needs group_size % 16 == 0 or one group per row */
     rbe_update_fn update_upper;
-    const char *names[7];       /* indexed by rbe_kernel */
+    rbe_gemm_t_tile_fn gemm_t_tile;
+    rbe_dense_grad_fn dense_grad;
+    const char *names[9];       /* indexed by rbe_kernel */
 } rbe_kernels;
 
 /*
@@ -205,17 +275,42 @@ static inline float rbe_gemm_reduce_lanes(const float *lanes)
  * Adds one group's contribution to a row's running sum:
  *   total + scale * (sum(lanes) + (center_offset - zero) * sum(x_lanes)).
  */
-static inline float rbe_gemm_add_group(float total, const float *lanes, const float *x_lanes,
-                                       float scale, float center_offset, float zero)
+static inline float rbe_gemm_add_group_sums(float total, float bits_sum, float x_sum,
+                                            float scale, float center_offset, float zero)
 {
-    float bits_sum = rbe_gemm_reduce_lanes(lanes);
-    float x_sum = rbe_gemm_reduce_lanes(x_lanes);
     float offset = (center_offset - zero) * x_sum;
     float group_sum = bits_sum + offset;
     float scaled = scale * group_sum;
     return total + scaled;
 }
 
+static inline float rbe_gemm_add_group(float total, const float *lanes, const float *x_lanes,
+                                       float scale, float center_offset, float zero)
+{
+    float bits_sum = rbe_gemm_reduce_lanes(lanes);
+    float x_sum = rbe_gemm_reduce_lanes(x_lanes);
+    return rbe_gemm_add_group_sums(total, bits_sum, x_sum, scale, center_offset, zero);
+}
+
+
+/*
+ * Checks every argument of an upper-bitplane update except the gradient:
+ * the checks of rbe_update_upper in its order, minus the gradient's.
+ */
+rbe_status rbe_update_check(const rbe_layout *layout, uint8_t *const *planes,
+                            const float *scale, const int8_t *accum,
+                            const rbe_update_params *params);
+
+/*
+ * Applies an update, validated by the caller, to rows [row_begin, row_end)
+ * with the gradient of row r at grad_rows + (r - row_begin) * cols. Random
+ * numbers use the global element index, so updating a matrix in row ranges
+ * equals one rbe_update_upper call bit for bit.
+ */
+void rbe_update_rows(const rbe_layout *layout, const rbe_kernels *kernels,
+                     uint8_t *const *planes, const float *scale, const float *grad_rows,
+                     int8_t *accum, const rbe_update_params *params, size_t row_begin,
+                     size_t row_end);
 
 /* Returns the kernel table for `isa`, or NULL when this CPU cannot run it. */
 const rbe_kernels *rbe_kernels_for(rbe_isa isa);
@@ -237,8 +332,12 @@ void rbe_refine_f32_scalar(const uint16_t *bit, size_t n, float scale, float del
                            float delta_clear, float *inout);
 void rbe_dequant_i8_scalar(const uint16_t *codes, size_t n, unsigned bits, int8_t *out);
 void rbe_gemm_rows_scalar(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
+void rbe_gemm_decode_rows_scalar(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
 void rbe_update_upper_scalar(const rbe_update_segment *segment, uint16_t *upper,
                              const float *grad, int8_t *accum, size_t n);
+void rbe_gemm_t_tile_scalar(const rbe_gemm_t_tile *tile);
+void rbe_dense_grad_scalar(const rbe_dense_grad_args *args, size_t row_begin, size_t row_count,
+                           float *tile);
 
 #if defined(__x86_64__) || defined(__i386__)
 #define RBE_HAVE_X86 1
@@ -253,10 +352,16 @@ void rbe_refine_f32_avx2(const uint16_t *bit, size_t n, float scale, float delta
                          float delta_clear, float *inout);
 void rbe_dequant_i8_avx2(const uint16_t *codes, size_t n, unsigned bits, int8_t *out);
 void rbe_gemm_rows_avx2(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
+void rbe_gemm_decode_rows_avx2(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
 #define RBE_TARGET_AVX512 __attribute__((target("avx512f")))
 void rbe_gemm_rows_avx512(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
+/* Needs AVX-512BW, VBMI and GFNI besides AVX-512F; see rbe_gemm_rows_avx512. */
+void rbe_gemm_decode_rows_avx512(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
 void rbe_update_upper_avx2(const rbe_update_segment *segment, uint16_t *upper,
                            const float *grad, int8_t *accum, size_t n);
+void rbe_gemm_t_tile_avx2(const rbe_gemm_t_tile *tile);
+void rbe_dense_grad_avx2(const rbe_dense_grad_args *args, size_t row_begin, size_t row_count,
+                         float *tile);
 #endif
 
 #if defined(__ARM_NEON) || defined(__ARM_NEON__)
@@ -272,8 +377,12 @@ void rbe_refine_f32_neon(const uint16_t *bit, size_t n, float scale, float delta
 void rbe_dequant_i8_neon(const uint16_t *codes, size_t n, unsigned bits, int8_t *out);
 #if defined(__aarch64__)
 void rbe_gemm_rows_neon(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
+void rbe_gemm_decode_rows_neon(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
 void rbe_update_upper_neon(const rbe_update_segment *segment, uint16_t *upper,
                            const float *grad, int8_t *accum, size_t n);
+void rbe_gemm_t_tile_neon(const rbe_gemm_t_tile *tile);
+void rbe_dense_grad_neon(const rbe_dense_grad_args *args, size_t row_begin, size_t row_count,
+                         float *tile);
 #endif
 #endif
 

@@ -8,11 +8,11 @@
 
 #include "internal.h"
 
-static rbe_status check_update_arguments(const rbe_layout *layout, uint8_t *const *planes,
-                                         const float *scale, const float *grad,
-                                         const int8_t *accum, const rbe_update_params *params)
+rbe_status rbe_update_check(const rbe_layout *layout, uint8_t *const *planes,
+                            const float *scale, const int8_t *accum,
+                            const rbe_update_params *params)
 {
-    if (planes == NULL || scale == NULL || grad == NULL || params == NULL) {
+    if (planes == NULL || scale == NULL || params == NULL) {
         return RBE_ERR_NULL;
     }
     if (params->mode != RBE_UPDATE_ACCUMULATE && params->mode != RBE_UPDATE_SIGN) {
@@ -38,6 +38,20 @@ static rbe_status check_update_arguments(const rbe_layout *layout, uint8_t *cons
             return RBE_ERR_SCALE;
         }
     }
+    return RBE_OK;
+}
+
+static rbe_status check_update_arguments(const rbe_layout *layout, uint8_t *const *planes,
+                                         const float *scale, const float *grad,
+                                         const int8_t *accum, const rbe_update_params *params)
+{
+    if (grad == NULL) {
+        return RBE_ERR_NULL;
+    }
+    rbe_status status = rbe_update_check(layout, planes, scale, accum, params);
+    if (status != RBE_OK) {
+        return status;
+    }
     for (size_t i = 0; i < layout->rows * layout->cols; i++) {
         if (!isfinite(grad[i])) {
             return RBE_ERR_VALUE;
@@ -56,7 +70,7 @@ static uint32_t stream_key(uint64_t seed, uint64_t step)
 }
 
 static void update_chunk(const rbe_layout *layout, const rbe_kernels *kernels,
-                         uint8_t *const *planes, const float *scale, const float *grad,
+                         uint8_t *const *planes, const float *scale, const float *grad_row,
                          int8_t *accum, const rbe_update_params *params,
                          const rbe_update_segment *base, const rbe_chunk *at)
 {
@@ -78,7 +92,7 @@ static void update_chunk(const rbe_layout *layout, const rbe_kernels *kernels,
 
         segment.factor = params->learning_rate / (scale[at->row * layout->groups + g] * step_size);
         segment.first_index = (uint32_t)element;
-        kernels->update_upper(&segment, upper + (c - at->first_col), grad + element,
+        kernels->update_upper(&segment, upper + (c - at->first_col), grad_row + c,
                               accum != NULL ? accum + element : NULL, stop - c);
         c = stop;
     }
@@ -104,6 +118,15 @@ rbe_status rbe_update_upper(const rbe_layout *layout, uint8_t *const *planes,
         return RBE_ERR_ISA;
     }
 
+    rbe_update_rows(layout, kernels, planes, scale, grad, accum, params, 0, layout->rows);
+    return RBE_OK;
+}
+
+void rbe_update_rows(const rbe_layout *layout, const rbe_kernels *kernels,
+                     uint8_t *const *planes, const float *scale, const float *grad_rows,
+                     int8_t *accum, const rbe_update_params *params, size_t row_begin,
+                     size_t row_end)
+{
     rbe_update_segment base;
     memset(&base, 0, sizeof(base));
     base.key = stream_key(params->seed, params->step);
@@ -113,13 +136,13 @@ rbe_status rbe_update_upper(const rbe_layout *layout, uint8_t *const *planes,
         accum = NULL;
     }
 
-    for (size_t r = 0; r < layout->rows; r++) {
+    for (size_t r = row_begin; r < row_end; r++) {
+        const float *grad_row = grad_rows + (r - row_begin) * layout->cols;
         for (size_t c0 = 0; c0 < layout->cols; c0 += RBE_CHUNK_COLS) {
             rbe_chunk at = rbe_chunk_at(layout, r, c0);
-            update_chunk(layout, kernels, planes, scale, grad, accum, params, &base, &at);
+            update_chunk(layout, kernels, planes, scale, grad_row, accum, params, &base, &at);
         }
     }
-    return RBE_OK;
 }
 
 /* Integer division rounding to nearest, with halves toward zero. */

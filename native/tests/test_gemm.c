@@ -1,10 +1,12 @@
 /*
  * Bit-serial products: every kernel family and thread count equals the
  * scalar reference bit for bit, and the scalar reference stays within the
- * float32 accumulation bound of the exact product, over shapes that hit
- * every tail (K of 1 to 1000 around multiples of 16, rows around the row
- * blocks of 4 and 16, batch 1 to 16, group sizes that are and are not
- * multiples of 16).
+ * float32 accumulation bound of the exact product of its path (masked adds
+ * per plane for P = 1, decoded codes and fused multiply-adds for P >= 2).
+ * The shapes hit every tail: K of 1 to 1100 around multiples of 16 and the
+ * 256- and 512-column runs of the decode kernels, rows around their blocks
+ * of 4, 8 and 16, batch 1 to 33 around the tiles and spans of 1, 2, 4 and
+ * 8 entries, group sizes that are and are not multiples of 16.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -18,6 +20,14 @@ static const size_t kRows[] = {1, 3, 5, 17, 33};
 static const size_t kGroups[] = {0, 16, 32, 3};
 static const unsigned kBits[] = {2, 3, 8, 11, 16};
 static const size_t kBatches[] = {1, 3, 16};
+
+/* Shapes of the random sweep in check_random_shapes. */
+static const size_t kSweepCols[] = {1,   2,   8,   15,  16,  17,  31,  32,  33,  48,  63,
+                                    64,  65,  100, 127, 128, 129, 200, 255, 256, 257, 300,
+                                    511, 512, 513, 767, 768, 1040, 1100};
+static const size_t kSweepGroups[] = {0, 0, 16, 32, 48, 64, 80, 128, 256, 5};
+static const unsigned kSweepBits[] = {2, 3, 4, 5, 7, 8, 9, 12, 16};
+#define SWEEP_SHAPES 160
 
 static uint32_t rng = 777u;
 
@@ -96,18 +106,29 @@ static double code_at(const problem *pr, size_t row, size_t col, unsigned planes
 }
 
 /*
+ * Roundings per lane and column in the order that rbe_gemm_f32 documents:
+ * P = 1 adds x * 2^(B-1) where the bit is set (P + 1 = 2 counts the add and
+ * the x sum), P >= 2 makes one fused multiply-add per column.
+ */
+static double lane_roundings(unsigned planes_used)
+{
+    return planes_used >= 2 ? 1.0 : (double)planes_used + 1.0;
+}
+
+/*
  * Checks |y - exact| <= gamma(n) * 2 * sum_g scale * (sum_k |x| q_P + |mid - zero| sum_k |x|),
  * the standard bound for float32 summation (gamma(n) = n u / (1 - n u),
- * u = 2^-24) over the longest chain of n roundings: G/16 * (P + 1) lane
- * additions, 4 tree levels, the offset, the scale and the group sum. The
- * factor 2 covers the two reduced sums that meet in the offset term.
+ * u = 2^-24) over the longest chain of n roundings: G/16 lane steps of
+ * lane_roundings each, 4 tree levels, the offset, the scale and the group
+ * sum. The factor 2 covers the two reduced sums that meet in the offset term.
  */
 static int within_float32_bound(const problem *pr, unsigned planes_used, const float *y)
 {
     const rbe_layout *l = &pr->layout;
     unsigned bits = l->bits;
     double midpoint = planes_used < bits ? (double)(1u << (bits - planes_used - 1)) - 0.5 : 0.0;
-    double chain = (double)((l->group_size + 15) / 16) * (planes_used + 1) + 8 + (double)l->groups;
+    double chain = (double)((l->group_size + 15) / 16) * lane_roundings(planes_used) + 8 +
+                   (double)l->groups;
     double u = ldexp(1.0, -24);
     double gamma = chain * u / (1.0 - chain * u);
 
@@ -141,14 +162,15 @@ static int within_float32_bound(const problem *pr, unsigned planes_used, const f
     return 1;
 }
 
-static void check_problem(problem *pr, const rbe_isa *isas, size_t isa_count)
+static void check_problem_planes(problem *pr, const rbe_isa *isas, size_t isa_count,
+                                 unsigned first_planes, unsigned planes_step)
 {
     const rbe_layout *l = &pr->layout;
     size_t count = pr->batch * l->rows;
     float *reference = malloc(count * sizeof(float));
     float *actual = malloc(count * sizeof(float));
 
-    for (unsigned p = 1; p <= l->bits; p++) {
+    for (unsigned p = first_planes; p <= l->bits; p += planes_step) {
         pr->layout.isa = RBE_ISA_SCALAR;
         CHECK(rbe_gemm_f32(&pr->layout, pr->planes, p, pr->scale, pr->zero, pr->x, pr->batch,
                            reference, 1) == RBE_OK, "scalar gemm");
@@ -171,6 +193,38 @@ static void check_problem(problem *pr, const rbe_isa *isas, size_t isa_count)
     }
     free(reference);
     free(actual);
+}
+
+static void check_problem(problem *pr, const rbe_isa *isas, size_t isa_count)
+{
+    check_problem_planes(pr, isas, isa_count, 1, 1);
+}
+
+/*
+ * Random shapes around the blocks of the decode kernels: rows 1 to 40,
+ * batch 1 to 33 and K from kSweepCols, each checked at P = 1, at B and at
+ * a few planes in between.
+ */
+static void check_random_shapes(const rbe_isa *isas, size_t isa_count)
+{
+    size_t checked = 0;
+
+    while (checked < SWEEP_SHAPES) {
+        size_t cols = kSweepCols[next_random() % (sizeof(kSweepCols) / sizeof(kSweepCols[0]))];
+        size_t group = kSweepGroups[next_random() % (sizeof(kSweepGroups) / sizeof(kSweepGroups[0]))];
+        unsigned bits = kSweepBits[next_random() % (sizeof(kSweepBits) / sizeof(kSweepBits[0]))];
+        size_t rows = 1 + next_random() % 40;
+        size_t batch = 1 + next_random() % 33;
+        problem pr;
+
+        if (group != 0 && (group >= cols || cols % group != 0)) {
+            continue;
+        }
+        CHECK(problem_make(&pr, rows, cols, bits, group, batch), "problem_make");
+        check_problem_planes(&pr, isas, isa_count, 1 + checked % 2, 1 + bits / 4);
+        problem_free(&pr);
+        checked++;
+    }
 }
 
 static void check_gemm_arguments(void)
@@ -227,5 +281,6 @@ void test_gemm(void)
             }
         }
     }
+    check_random_shapes(isas, isa_count);
     printf("gemm: %zu SIMD kernel families checked against the scalar reference\n", isa_count);
 }

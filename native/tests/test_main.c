@@ -26,6 +26,9 @@ void test_codec_kernels(void);
 void test_container(void);
 void test_gemm(void);
 void test_update(void);
+void test_gemm_t(void);
+void test_dense_train(void);
+void test_program(void);
 
 int main(void)
 {
@@ -34,6 +37,9 @@ int main(void)
     test_container();
     test_gemm();
     test_update();
+    test_gemm_t();
+    test_dense_train();
+    test_program();
 
     printf("%d passed, %d failed\n", check_passed, check_failed);
     return check_failed == 0 ? 0 : 1;

@@ -1,8 +1,10 @@
-"""Adapter: few-shot adaptation of a bundle by upper-bitplane updates, run by onnxruntime.
+"""Adapter: few-shot adaptation of a bundle by upper-bitplane updates.
 
-Each step runs train_step.onnx on a batch of cached backbone outputs, then
-the C core moves the upper planes of every trainable weight against its
-gradient (rbe_edge.update). The accumulator keeps sub-step remainders in one
+With engine="onnxruntime", each step runs train_step.onnx on a batch of
+cached backbone outputs, then the C core moves the upper planes of every
+trainable weight against its gradient (rbe_edge.update). With
+engine="native", the C core runs the whole step on a compiled layer program
+(native_engine.py) and never holds a float copy of a trainable weight. The accumulator keeps sub-step remainders in one
 byte per weight. Folding moves them into the lower planes every `fold_every`
 steps, at the end of fit() and before save() and export_onnx().
 """
@@ -16,10 +18,11 @@ from tqdm import tqdm
 
 from rbe_edge.adapt import training_graphs as tg
 from rbe_edge.adapt.data import Inputs, batch_limit, check_inputs, check_labels, static_dims
-from rbe_edge.adapt.errors import AdaptError, EngineUnavailableError
+from rbe_edge.adapt.errors import AdaptError
 from rbe_edge.adapt.export import check_export_path, float_model, write_float_model
 from rbe_edge.adapt.files import remove_temporaries, sha256_of, write_manifest
 from rbe_edge.adapt.graph_cut import LOSS_OUTPUT, LABEL_INPUT, TrainingGraphs, parameter_inputs
+from rbe_edge.adapt.native_engine import NativeEngine
 from rbe_edge.adapt.preconditioner import RmsScaling
 from rbe_edge.adapt.sessions import make_session, run_chunked
 from rbe_edge.autodiff import LOSS_KINDS
@@ -49,7 +52,10 @@ class Adapter:
             graphs to the bundle when its record names other weights or none.
         upper_planes: U, the top planes a step may change.
         mode: "accumulate" (one byte of state per weight) or "sign" (none).
-        engine: "onnxruntime"; "native" is not available yet.
+        engine: "onnxruntime" runs train_step.onnx; "native" runs the trainable
+            layers in the C core on the planes (chains of dense, Relu, Gelu,
+            Tanh and LayerNormalization only; other heads raise
+            NativeUnsupportedError naming the node).
         add_graphs: with trainable="auto", add training graphs for the last
             weight-bearing layers to a bundle packed without them.
         fold_every: fold the accumulator into the lower planes every this
@@ -84,6 +90,12 @@ class Adapter:
         self.history: List[float] = []
         self.steps_done = 0
         self._folded_at = 0
+        if engine == "native":
+            try:
+                self._prepare(self._loss, self._output)
+            except BaseException:
+                self.close()
+                raise
 
     def _setup(self, trainable, upper_planes, add_graphs: bool) -> None:
         """Resolve the trainable set (adding training graphs if needed) and read its planes."""
@@ -153,12 +165,25 @@ class Adapter:
             "graphs": graphs,
             "backbone": (make_session(graphs.backbone, self.bundle.path, "backbone")
                          if graphs.backbone is not None else None),
-            "head": make_session(graphs.head, self.bundle.path, "head"),
-            "train": make_session(graphs.train_step, self.bundle.path, "train_step"),
         }
+        if self.engine == "native":
+            prepared["native"] = self._native_engine(graphs, loss)
+        else:
+            prepared["head"] = make_session(graphs.head, self.bundle.path, "head")
+            prepared["train"] = make_session(graphs.train_step, self.bundle.path, "train_step")
         prepared["classes"] = self._count_classes(prepared)
         self._graphs[key] = prepared
         return prepared
+
+    def _native_engine(self, graphs: TrainingGraphs, loss: str) -> NativeEngine:
+        program = tg.native_program(self.bundle, graphs)
+        container = self.bundle.container
+
+        def packed_of(name: str):
+            return self.packed.get(name) or container.packed_tensor(name)
+
+        return NativeEngine(program, packed_of, self.accum, self.optimizer == "scaled", loss,
+                            self._where())
 
     def _count_classes(self, prepared: Dict) -> Optional[int]:
         graphs: TrainingGraphs = prepared["graphs"]
@@ -226,8 +251,11 @@ class Adapter:
         batches = _batches(rng, count, batch_size)
         for _ in tqdm(range(steps), desc="adapt", unit="step", disable=not progress):
             index = next(batches)
-            value, grads = self._gradients(prepared, features, targets, index)
-            self._apply(grads, lr, seed)
+            if self.engine == "native":
+                value = self._native_step(prepared, features, targets, index, lr, seed)
+            else:
+                value, grads = self._gradients(prepared, features, targets, index)
+                self._apply(grads, lr, seed)
             self.history.append(value)
             if self.fold_every and self.steps_done % self.fold_every == 0:
                 self._fold()
@@ -257,6 +285,18 @@ class Adapter:
             raise AdaptError(f"{self._where()}: the loss diverged at step {self.steps_done} "
                              f"(loss {value}); lower lr")
         return value, dict(zip(self.trainable, grads))
+
+    def _native_step(self, prepared, features, targets, index, lr: float, seed: int) -> float:
+        engine: NativeEngine = prepared["native"]
+        boundary = features[engine.program.input][index]
+        value = engine.step(boundary, targets[index], loss=self._loss, lr=float(lr),
+                            mode=self.mode, upper_planes=self.upper_planes, seed=seed,
+                            step=self.steps_done)
+        if value is None:
+            raise AdaptError(f"{self._where()}: the loss diverged at step {self.steps_done} "
+                             "(a non-finite loss or gradient; no plane changed); lower lr")
+        self.steps_done += 1
+        return value
 
     def _apply(self, grads: Dict[str, np.ndarray], lr: float, seed: int) -> None:
         for name, packed in self.packed.items():
@@ -288,6 +328,9 @@ class Adapter:
 
     def _run_head(self, prepared: Dict, features: Dict[str, np.ndarray]) -> np.ndarray:
         graphs: TrainingGraphs = prepared["graphs"]
+        if "native" in prepared:
+            engine: NativeEngine = prepared["native"]
+            return engine.forward(features[engine.program.input])
         used = {v.name for v in graphs.head.graph.input}
         boundary = {name: features[name] for name in graphs.boundary if name in used}
         (result,) = run_chunked(prepared["head"], boundary, self._weight_feeds(),
@@ -389,12 +432,8 @@ class Adapter:
 
 
 def _check_engine(engine: str) -> None:
-    if engine == "native":
-        raise EngineUnavailableError("engine='native' (the C core running the trainable layers "
-                                     "bit-serially) is not available yet; use "
-                                     "engine='onnxruntime'")
     if engine not in ENGINES:
-        raise AdaptError(f"engine={engine!r} is unknown; expected 'onnxruntime'")
+        raise AdaptError(f"engine={engine!r} is unknown; expected one of {list(ENGINES)}")
 
 
 def _check_options(mode: str, fold_every, optimizer: str) -> None:

@@ -37,6 +37,9 @@ def add_adapt_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=["accumulate", "sign"], default="accumulate",
                         help="accumulate: one byte of state per weight keeps sub-step "
                         "remainders; sign: stateless (default: accumulate)")
+    parser.add_argument("--engine", choices=["onnxruntime", "native"], default="onnxruntime",
+                        help="onnxruntime: run train_step.onnx; native: run the trainable "
+                        "layers in the C core on the planes (default: onnxruntime)")
     parser.add_argument("--loss", choices=["cross_entropy", "mse"], default="cross_entropy")
     parser.add_argument("--output", default=None, metavar="NAME",
                         help="model output the loss attaches to (default: the first output)")
@@ -71,7 +74,7 @@ def run_adapt(args) -> int:
     trainable = args.trainable if args.trainable not in (None, ["auto"]) else "auto"
     add = args.trainable == ["auto"]
     with Adapter(args.bundle, trainable, upper_planes=args.upper_planes, mode=args.mode,
-                 add_graphs=add) as adapter:
+                 engine=args.engine, add_graphs=add) as adapter:
         if len(inputs) == 1 and len(adapter.input_names) == 1:
             inputs = next(iter(inputs.values()))
         before = adapter.evaluate(inputs, labels, args.loss, args.output)

@@ -9,6 +9,3 @@ class AdaptError(RbeError, ValueError):
     file at fault and what to do about it.
     """
 
-
-class EngineUnavailableError(RbeError, NotImplementedError):
-    """The requested training engine does not exist in this version of rbe_edge."""

@@ -1,4 +1,5 @@
-"""The training graphs of a bundle: backbone.onnx, train_step.onnx and their manifest record.
+"""The training files of a bundle: backbone.onnx, train_step.onnx, the native program and
+their manifest record.
 
 The graphs keep the inference graph's references into model.rbe for frozen
 weights, so they stay valid when adapted planes are saved (saving rewrites
@@ -18,6 +19,8 @@ from rbe_edge.adapt.errors import AdaptError
 from rbe_edge.adapt.files import write_manifest
 from rbe_edge.atomic_file import write_atomic
 from rbe_edge.adapt.graph_cut import TrainingGraphs, choose_trainable, cut
+from rbe_edge.adapt.native_program import (PARAMS_FILE, PROGRAM_FILE, NativeProgram,
+                                           NativeUnsupportedError, compile_head, load_program)
 from rbe_edge.bundle import Bundle
 
 logger = logging.getLogger(__name__)
@@ -56,6 +59,7 @@ def add_training_graphs(bundle: Bundle, trainable: Union[str, Sequence[str]] = "
     if graphs.backbone is not None:
         files[BACKBONE_FILE] = _write_graph(bundle.path / BACKBONE_FILE, graphs.backbone)
     files[TRAIN_STEP_FILE] = _write_graph(bundle.path / TRAIN_STEP_FILE, graphs.train_step)
+    files.update(_write_native_program(bundle, graphs))
 
     manifest = dict(bundle.manifest)
     manifest["training"] = {
@@ -63,16 +67,51 @@ def add_training_graphs(bundle: Bundle, trainable: Union[str, Sequence[str]] = "
         "boundary": graphs.boundary, "label_input": "rbe_labels", "loss_output": "rbe_loss",
         "gradients": {name: graphs.gradient_output(name) for name in graphs.trainable},
     }
+    if PROGRAM_FILE in files:
+        manifest["training"]["native_program"] = PROGRAM_FILE
     kept = {name: entry for name, entry in manifest["files"].items()
-            if name not in (BACKBONE_FILE, TRAIN_STEP_FILE)}
+            if name not in (BACKBONE_FILE, TRAIN_STEP_FILE, PROGRAM_FILE, PARAMS_FILE)}
     manifest["files"] = {**kept, **files}
     write_manifest(bundle.path, manifest)
     bundle.manifest = manifest
-    if BACKBONE_FILE not in files:
-        # The new cut starts at the model inputs; a backbone of an earlier set is stale.
-        (bundle.path / BACKBONE_FILE).unlink(missing_ok=True)
+    # Files of an earlier trainable set that the new one does not have are stale.
+    for name in (BACKBONE_FILE, PROGRAM_FILE, PARAMS_FILE):
+        if name not in files:
+            (bundle.path / name).unlink(missing_ok=True)
     logger.info("%s: training graphs for %s written", bundle.path, graphs.trainable)
     return graphs
+
+
+def compile_native_program(bundle: Bundle, graphs: TrainingGraphs) -> NativeProgram:
+    """Compile the head of `graphs` for the native engine, or raise NativeUnsupportedError."""
+    def packed_info(name: str):
+        entry = bundle.container.entry(name)
+        return entry.layout, entry.rows, entry.cols
+
+    return compile_head(graphs.head, graphs.boundary, graphs.output, graphs.trainable,
+                        packed_info, str(bundle.path / "infer.onnx"))
+
+
+def native_program(bundle: Bundle, graphs: TrainingGraphs) -> NativeProgram:
+    """Return the bundle's stored program when it matches `graphs`, else compile one."""
+    record = training_record(bundle) or {}
+    if record.get("native_program") == PROGRAM_FILE and record.get("output") == graphs.output \
+            and sorted(record["trainable"]) == sorted(graphs.trainable):
+        document = _read_checked(bundle, PROGRAM_FILE)
+        params = _read_checked(bundle, PARAMS_FILE)
+        return load_program(document, params, str(bundle.path / PROGRAM_FILE))
+    return compile_native_program(bundle, graphs)
+
+
+def _write_native_program(bundle: Bundle, graphs: TrainingGraphs) -> Dict:
+    """Write the native program files when the head compiles; return their manifest entries."""
+    try:
+        program = compile_native_program(bundle, graphs)
+    except NativeUnsupportedError as error:
+        logger.info("no native program: %s", error)
+        return {}
+    return {PARAMS_FILE: _write_file(bundle.path / PARAMS_FILE, bytes(program.params)),
+            PROGRAM_FILE: _write_file(bundle.path / PROGRAM_FILE, program.to_json())}
 
 
 def training_record(bundle: Bundle) -> Optional[Dict]:
@@ -88,8 +127,13 @@ def training_record(bundle: Bundle) -> Optional[Dict]:
 
 def load_train_step(bundle: Bundle) -> onnx.ModelProto:
     """Read train_step.onnx, checking it against the SHA-256 in manifest.json."""
-    path = bundle.path / TRAIN_STEP_FILE
-    expected = bundle.manifest["files"].get(TRAIN_STEP_FILE, {}).get("sha256")
+    return onnx.ModelProto.FromString(_read_checked(bundle, TRAIN_STEP_FILE))
+
+
+def _read_checked(bundle: Bundle, name: str) -> bytes:
+    """Read a training file of the bundle, checking it against the SHA-256 in manifest.json."""
+    path = bundle.path / name
+    expected = bundle.manifest["files"].get(name, {}).get("sha256")
     if not path.is_file():
         raise AdaptError(f"{path}: missing although manifest.json lists a trainable set; add "
                          "the training graphs again")
@@ -97,11 +141,14 @@ def load_train_step(bundle: Bundle) -> onnx.ModelProto:
     if hashlib.sha256(data).hexdigest() != expected:
         raise AdaptError(f"{path}: its SHA-256 does not match manifest.json (changed or "
                          "corrupted); add the training graphs again")
-    return onnx.ModelProto.FromString(data)
+    return data
 
 
 def _write_graph(path: Path, model: onnx.ModelProto) -> Dict:
-    data = model.SerializeToString()
+    return _write_file(path, model.SerializeToString())
+
+
+def _write_file(path: Path, data: bytes) -> Dict:
     write_atomic(path, data)
     return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 

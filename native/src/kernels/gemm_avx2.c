@@ -101,8 +101,23 @@ static void gemm_block(const rbe_gemm_args *args, const rbe_row_block *block, si
     }
 }
 
+/* The decode kernel multiplies with FMA3, which a few AVX2 CPUs lack. */
+static int cpu_has_fma(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("fma");
+}
+
 void rbe_gemm_rows_avx2(const rbe_gemm_args *args, size_t row_begin, size_t row_end)
 {
+    if (rbe_gemm_uses_decode(args->layout->bits, args->planes_used)) {
+        if (cpu_has_fma()) {
+            rbe_gemm_decode_rows_avx2(args, row_begin, row_end);
+        } else {
+            rbe_gemm_decode_rows_scalar(args, row_begin, row_end);
+        }
+        return;
+    }
     rbe_gemm_for_row_blocks(args, row_begin, row_end, ROWS_PER_STEP, gemm_block);
 }
 #else

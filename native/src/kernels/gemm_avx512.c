@@ -147,9 +147,23 @@ static void gemm_block(const rbe_gemm_args *args, const rbe_row_block *block, si
     }
 }
 
+/* The decode kernel needs VBMI and GFNI, which some AVX-512 CPUs lack. */
+static int cpu_has_decode_features(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi") &&
+           __builtin_cpu_supports("gfni");
+}
+
 void rbe_gemm_rows_avx512(const rbe_gemm_args *args, size_t row_begin, size_t row_end)
 {
-    rbe_gemm_for_row_blocks(args, row_begin, row_end, ROWS_PER_STEP, gemm_block);
+    if (!rbe_gemm_uses_decode(args->layout->bits, args->planes_used)) {
+        rbe_gemm_for_row_blocks(args, row_begin, row_end, ROWS_PER_STEP, gemm_block);
+    } else if (cpu_has_decode_features()) {
+        rbe_gemm_decode_rows_avx512(args, row_begin, row_end);
+    } else {
+        rbe_gemm_decode_rows_avx2(args, row_begin, row_end);
+    }
 }
 #else
 typedef int rbe_gemm_avx512_unused;

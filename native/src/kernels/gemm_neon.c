@@ -120,6 +120,10 @@ static void gemm_block(const rbe_gemm_args *args, const rbe_row_block *block, si
 
 void rbe_gemm_rows_neon(const rbe_gemm_args *args, size_t row_begin, size_t row_end)
 {
+    if (rbe_gemm_uses_decode(args->layout->bits, args->planes_used)) {
+        rbe_gemm_decode_rows_neon(args, row_begin, row_end);
+        return;
+    }
     rbe_gemm_for_row_blocks(args, row_begin, row_end, ROWS_PER_STEP, gemm_block);
 }
 #else

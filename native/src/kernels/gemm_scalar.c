@@ -37,6 +37,11 @@ void rbe_gemm_rows_scalar(const rbe_gemm_args *args, size_t row_begin, size_t ro
     const rbe_layout *layout = args->layout;
     float center_offset = rbe_center_offset(layout->bits, args->planes_used);
 
+    if (rbe_gemm_uses_decode(layout->bits, args->planes_used)) {
+        rbe_gemm_decode_rows_scalar(args, row_begin, row_end);
+        return;
+    }
+
     for (size_t row = row_begin; row < row_end; row++) {
         for (size_t m = 0; m < args->batch; m++) {
             const float *x = args->x + m * layout->cols;

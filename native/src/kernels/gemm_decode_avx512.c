@@ -1,0 +1,475 @@
+/*
+ * AVX-512 decode path of the product (see rbe_gemm_uses_decode). For 8 rows
+ * and a run of 512 columns it loads 64 bytes of every used plane and turns
+ * them into 512 codes per row with a byte transpose (unpack instructions)
+ * and one GFNI 8x8 bit transpose per 8 columns. The codes go to a small
+ * integer buffer; each 16-column block of codes then becomes one vector of
+ * floats that feeds one fused multiply-add per batch entry, so a batch
+ * reuses every decoded block. Masked adds per plane cost 1 to 2 cycles per
+ * 16 weights and plane on Zen 4, because each 16-bit mask must move into a
+ * mask register; this path costs about the same for any P.
+ *
+ * Order: the accumulator of (row, batch entry) is lane j of one vector,
+ * fed in increasing k and reduced when its group ends, as the scalar
+ * reference does, so any row, batch or column blocking gives its bits.
+ */
+#include "../internal.h"
+
+#ifdef RBE_HAVE_X86
+#include <immintrin.h>
+
+#define RBE_TARGET_DECODE \
+    __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi,gfni")))
+#define RBE_ALWAYS_INLINE inline __attribute__((always_inline))
+
+#define CHUNK_COLS 512
+#define CHUNK_BLOCKS (CHUNK_COLS / 16)
+/* Rows decoded per chunk; they share the copy and the sums of x. */
+#define ROWS_PER_STEP 8
+/* Batch entries of one pass over the row block; x_copy holds their chunk. */
+#define BATCH_SPAN 8
+
+typedef struct chunk {
+    size_t first_col;
+    size_t cols;           /* valid columns, 1..CHUNK_COLS */
+    size_t blocks;         /* 16-column blocks, the last one maybe partial */
+    uint32_t group_ends;   /* bit t: a group ends with block t */
+} chunk;
+
+/*
+ * State of one block of rows and one span of the batch. Codes sit in the
+ * order that transpose_slots leaves them: block t (columns 16 t .. 16 t +
+ * 15 of the chunk) starts at code 64 (t % 8) + 16 (t / 8).
+ */
+typedef struct span_state {
+    size_t first_row;
+    size_t rows;
+    size_t first_m;
+    size_t batch;
+    int wide;                                  /* B > 8: codes are uint16 */
+    __m512 acc[ROWS_PER_STEP][BATCH_SPAN];
+    __m512 x_lanes[BATCH_SPAN];
+    float x_sums[BATCH_SPAN][CHUNK_BLOCKS];    /* per group that ends in the chunk */
+    const float *x_chunk;                      /* entry i at x_chunk + i * CHUNK_COLS */
+    float x_copy[BATCH_SPAN][CHUNK_COLS];      /* zero past the last column */
+    union {
+        uint8_t narrow[ROWS_PER_STEP][CHUNK_COLS];
+        uint16_t wide[ROWS_PER_STEP][CHUNK_COLS];
+    } codes;
+} span_state;
+
+static chunk chunk_at(const rbe_layout *layout, size_t first_col)
+{
+    chunk result;
+    size_t left = layout->cols - first_col;
+
+    result.first_col = first_col;
+    result.cols = left < CHUNK_COLS ? left : CHUNK_COLS;
+    result.blocks = (result.cols + 15) / 16;
+    result.group_ends = 0;
+    if (first_col + result.cols == layout->cols) {
+        result.group_ends = 1u << (result.blocks - 1);
+    }
+    if (layout->groups > 1) {
+        /* Groups then span whole blocks, so they end every group_size / 16 blocks. */
+        size_t group_blocks = layout->group_size / 16;
+        size_t next_end = group_blocks - (first_col / 16) % group_blocks - 1;
+        for (size_t t = next_end; t < result.blocks; t += group_blocks) {
+            result.group_ends |= 1u << t;
+        }
+    }
+    return result;
+}
+
+static size_t block_offset(size_t t)
+{
+    return 64 * (t % 8) + 16 * (t / 8);
+}
+
+/* The pairwise lane sum of rbe_gemm_reduce_lanes, with the same additions. */
+RBE_TARGET_DECODE
+static RBE_ALWAYS_INLINE float reduce_lanes(__m512 v)
+{
+    __m256 level8 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    __m128 level4 = _mm_add_ps(_mm256_castps256_ps128(level8), _mm256_extractf128_ps(level8, 1));
+    __m128 level2 = _mm_add_ps(level4, _mm_movehl_ps(level4, level4));
+    __m128 level1 = _mm_add_ss(level2, _mm_shuffle_ps(level2, level2, 1));
+    return _mm_cvtss_f32(level1);
+}
+
+/*
+ * Turns 8 registers of plane bytes (slot s of a byte group) into 8 registers
+ * of codes: a byte transpose by unpacks gathers the 8 slots of each 8-column
+ * group into one qword, and gf2p8affineqb with the data as its matrix moves
+ * bit c of slot s to bit 7 - s of byte c. The unpacks work inside 128-bit
+ * lanes, so lane L of output register i holds block 8 L + i.
+ */
+RBE_TARGET_DECODE
+static RBE_ALWAYS_INLINE __m512i unpack8(__m512i a, __m512i b, int high, int used)
+{
+    if (!used) {
+        return _mm512_setzero_si512();
+    }
+    return high ? _mm512_unpackhi_epi8(a, b) : _mm512_unpacklo_epi8(a, b);
+}
+
+RBE_TARGET_DECODE
+static RBE_ALWAYS_INLINE __m512i unpack16(__m512i a, __m512i b, int high, int used)
+{
+    if (!used) {
+        return _mm512_setzero_si512();
+    }
+    return high ? _mm512_unpackhi_epi16(a, b) : _mm512_unpacklo_epi16(a, b);
+}
+
+/* Bit s of `used` tells that slot s may be nonzero; unpacks of zeros are skipped. */
+RBE_TARGET_DECODE
+static RBE_ALWAYS_INLINE void transpose_slots(const __m512i *slot, unsigned used,
+                                              __m512i *codes)
+{
+    const __m512i bit_of_byte = _mm512_set1_epi64(0x8040201008040201ll);
+
+    for (int a = 0; a < 2; a++) {
+        __m512i pair01 = unpack8(slot[0], slot[1], a, used & 0x03u);
+        __m512i pair23 = unpack8(slot[2], slot[3], a, used & 0x0Cu);
+        __m512i pair45 = unpack8(slot[4], slot[5], a, used & 0x30u);
+        __m512i pair67 = unpack8(slot[6], slot[7], a, used & 0xC0u);
+        for (int b = 0; b < 2; b++) {
+            __m512i quad0 = unpack16(pair01, pair23, b, used & 0x0Fu);
+            __m512i quad1 = unpack16(pair45, pair67, b, used & 0xF0u);
+            for (int c = 0; c < 2; c++) {
+                __m512i octet = c ? _mm512_unpackhi_epi32(quad0, quad1)
+                                  : _mm512_unpacklo_epi32(quad0, quad1);
+                codes[4 * a + 2 * b + c] = _mm512_gf2p8affine_epi64_epi8(bit_of_byte, octet, 0);
+            }
+        }
+    }
+}
+
+/*
+ * Byte permutations that make (low byte, high byte) words of the codes in
+ * one register: `first_words` for its lanes 0 and 1, `second_words` for 2, 3.
+ */
+typedef struct word_indexes {
+    __m512i first_words;
+    __m512i second_words;
+} word_indexes;
+
+RBE_TARGET_DECODE
+static word_indexes make_word_indexes(void)
+{
+    word_indexes result;
+    uint8_t first[64], second[64];
+
+    for (int j = 0; j < 32; j++) {
+        first[2 * j] = (uint8_t)j;
+        first[2 * j + 1] = (uint8_t)(64 + j);
+        second[2 * j] = (uint8_t)(32 + j);
+        second[2 * j + 1] = (uint8_t)(96 + j);
+    }
+    result.first_words = _mm512_loadu_si512(first);
+    result.second_words = _mm512_loadu_si512(second);
+    return result;
+}
+
+/*
+ * Writes the codes c_P of one row's chunk: plane p gives bit B-1-p. Code
+ * bits 8..15 come from slots 0..7 and bits 0..7 from slots 8..15, slot
+ * 16 - B + p holding plane p. Bytes past the chunk load as zero, so all
+ * 512 codes are written. The planes of the next row block are prefetched
+ * into L2; the hardware prefetcher alone left this loop waiting on memory
+ * with 8 rows times P planes of streams.
+ */
+RBE_TARGET_DECODE
+static RBE_ALWAYS_INLINE __m512i load_slot(const rbe_gemm_args *args, const chunk *ch,
+                                           unsigned s, size_t offset, size_t ahead)
+{
+    const rbe_layout *layout = args->layout;
+    unsigned first_slot = 16 - layout->bits;
+    size_t bytes = (ch->cols + 7) / 8;
+
+    if (s < first_slot || s >= first_slot + args->planes_used) {
+        return _mm512_setzero_si512();
+    }
+    const uint8_t *plane = args->planes[s - first_slot];
+    if (ahead + 64 <= layout->plane_bytes) {
+        _mm_prefetch((const char *)(plane + ahead), _MM_HINT_T1);
+    }
+    if (bytes >= 64) {
+        return _mm512_loadu_si512(plane + offset);
+    }
+    return _mm512_maskz_loadu_epi8(((__mmask64)1 << bytes) - 1, plane + offset);
+}
+
+RBE_TARGET_DECODE
+static void decode_row_chunk(const rbe_gemm_args *args, size_t r, const chunk *ch,
+                             const word_indexes *words, span_state *st)
+{
+    const rbe_layout *layout = args->layout;
+    size_t offset = (st->first_row + r) * layout->row_stride + ch->first_col / 8;
+    size_t ahead = offset + ROWS_PER_STEP * layout->row_stride;
+    unsigned first_slot = 16 - layout->bits;
+    unsigned used = ((1u << args->planes_used) - 1u) << first_slot;
+    __m512i slot[16];
+    __m512i low[8];
+    __m512i high[8];
+
+#pragma GCC unroll 8
+    for (unsigned s = 8; s < 16; s++) {
+        slot[s] = load_slot(args, ch, s, offset, ahead);
+    }
+    transpose_slots(slot + 8, used >> 8, low);
+    if (!st->wide) {
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) {
+            _mm512_storeu_si512(st->codes.narrow[r] + 64 * i, low[i]);
+        }
+        return;
+    }
+
+#pragma GCC unroll 8
+    for (unsigned s = 0; s < 8; s++) {
+        slot[s] = load_slot(args, ch, s, offset, ahead);
+    }
+    transpose_slots(slot, used & 0xFFu, high);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        uint16_t *out = st->codes.wide[r] + 64 * i;
+        _mm512_storeu_si512(out, _mm512_permutex2var_epi8(low[i], words->first_words, high[i]));
+        _mm512_storeu_si512(out + 32,
+                            _mm512_permutex2var_epi8(low[i], words->second_words, high[i]));
+    }
+}
+
+/*
+ * Points x_chunk at the span's x for the chunk: x itself for one batch entry
+ * and whole blocks, else a copy in x_copy, zero past the last column, so
+ * that the inner loop needs no masks and rows K floats apart do not compete
+ * for the same cache sets when K is a power of two. Adds x to the running
+ * x lanes and keeps each group's sum.
+ */
+RBE_TARGET_DECODE
+static void load_x_chunk(const rbe_gemm_args *args, const chunk *ch, span_state *st)
+{
+    size_t cols = args->layout->cols;
+    int copy = st->batch > 1 || ch->cols % 16 != 0;
+
+    st->x_chunk = copy ? st->x_copy[0] : args->x + st->first_m * cols + ch->first_col;
+    for (size_t i = 0; i < st->batch; i++) {
+        const float *x_row = args->x + (st->first_m + i) * cols + ch->first_col;
+        __m512 lanes = st->x_lanes[i];
+        int end = 0;
+
+        for (size_t t = 0; t < ch->blocks; t++) {
+            size_t valid = ch->cols - 16 * t < 16 ? ch->cols - 16 * t : 16;
+            __m512 value = _mm512_maskz_loadu_ps((__mmask16)((1u << valid) - 1u), x_row + 16 * t);
+            if (copy) {
+                _mm512_storeu_ps(st->x_copy[i] + 16 * t, value);
+            }
+            lanes = _mm512_add_ps(lanes, value);
+            if ((ch->group_ends >> t) & 1u) {
+                st->x_sums[i][end++] = reduce_lanes(lanes);
+                lanes = _mm512_setzero_ps();
+            }
+        }
+        st->x_lanes[i] = lanes;
+    }
+}
+
+RBE_TARGET_DECODE
+static RBE_ALWAYS_INLINE __m512 load_weights(const span_state *st, size_t r, size_t t,
+                                             const int wide)
+{
+    size_t at = block_offset(t);
+
+    if (wide) {
+        __m256i block = _mm256_loadu_si256((const __m256i *)(st->codes.wide[r] + at));
+        return _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(block));
+    }
+    __m128i block = _mm_loadu_si128((const __m128i *)(st->codes.narrow[r] + at));
+    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(block));
+}
+
+/*
+ * Multiplies the chunk's codes of `tile_rows` rows from r with `tile_batch`
+ * batch entries from span index first. Both are constants in every caller,
+ * so the tile_rows * tile_batch accumulators stay in registers; 8 of them
+ * hide the latency of the fused multiply-add.
+ */
+RBE_TARGET_DECODE
+static RBE_ALWAYS_INLINE void multiply_tile(const rbe_gemm_args *args, const chunk *ch,
+                                            span_state *st, size_t r, size_t first,
+                                            const int tile_rows, const int tile_batch,
+                                            const int wide)
+{
+    const rbe_layout *layout = args->layout;
+    float center_offset = rbe_center_offset(layout->bits, args->planes_used);
+    __m512 acc[ROWS_PER_STEP][BATCH_SPAN];
+    int end = 0;
+
+#pragma GCC unroll 8
+    for (int i = 0; i < tile_batch; i++) {
+#pragma GCC unroll 8
+        for (int q = 0; q < tile_rows; q++) {
+            acc[q][i] = st->acc[r + (size_t)q][first + (size_t)i];
+        }
+    }
+
+    for (size_t t = 0; t < ch->blocks; t++) {
+        __m512 weight[ROWS_PER_STEP];
+
+#pragma GCC unroll 8
+        for (int q = 0; q < tile_rows; q++) {
+            weight[q] = load_weights(st, r + (size_t)q, t, wide);
+        }
+#pragma GCC unroll 8
+        for (int i = 0; i < tile_batch; i++) {
+            const float *x_block_at = st->x_chunk + (first + (size_t)i) * CHUNK_COLS + 16 * t;
+            __m512 x_block = _mm512_loadu_ps(x_block_at);
+#pragma GCC unroll 8
+            for (int q = 0; q < tile_rows; q++) {
+                acc[q][i] = _mm512_fmadd_ps(x_block, weight[q], acc[q][i]);
+            }
+        }
+
+        if ((ch->group_ends >> t) & 1u) {
+            size_t g = (ch->first_col + 16 * t) / layout->group_size;
+#pragma GCC unroll 8
+            for (int q = 0; q < tile_rows; q++) {
+                size_t row = st->first_row + r + (size_t)q;
+                size_t param = row * layout->groups + g;
+#pragma GCC unroll 8
+                for (int i = 0; i < tile_batch; i++) {
+                    float *y = args->y + (st->first_m + first + (size_t)i) * layout->rows + row;
+                    *y = rbe_gemm_add_group_sums(*y, reduce_lanes(acc[q][i]),
+                                                 st->x_sums[first + (size_t)i][end],
+                                                 args->scale[param], center_offset,
+                                                 args->zero[param]);
+                    acc[q][i] = _mm512_setzero_ps();
+                }
+            }
+            end++;
+        }
+    }
+
+#pragma GCC unroll 8
+    for (int i = 0; i < tile_batch; i++) {
+#pragma GCC unroll 8
+        for (int q = 0; q < tile_rows; q++) {
+            st->acc[r + (size_t)q][first + (size_t)i] = acc[q][i];
+        }
+    }
+}
+
+/* Runs one row of the chunk for up to 8 batch entries from first. */
+RBE_TARGET_DECODE
+static RBE_ALWAYS_INLINE void multiply_single_row(const rbe_gemm_args *args, const chunk *ch,
+                                                  span_state *st, size_t r, size_t first,
+                                                  size_t count, const int wide)
+{
+    switch (count) {
+    case 1: multiply_tile(args, ch, st, r, first, 1, 1, wide); break;
+    case 2: multiply_tile(args, ch, st, r, first, 1, 2, wide); break;
+    case 3: multiply_tile(args, ch, st, r, first, 1, 3, wide); break;
+    case 4: multiply_tile(args, ch, st, r, first, 1, 4, wide); break;
+    case 5: multiply_tile(args, ch, st, r, first, 1, 5, wide); break;
+    case 6: multiply_tile(args, ch, st, r, first, 1, 6, wide); break;
+    case 7: multiply_tile(args, ch, st, r, first, 1, 7, wide); break;
+    default: multiply_tile(args, ch, st, r, first, 1, 8, wide); break;
+    }
+}
+
+/*
+ * Covers the decoded rows and the span's batch with tiles shaped by the
+ * batch size: 8 rows x 1, 8 x 2, 4 x 4 or 2 x 8. Tiles of 16 accumulators
+ * load 1 vector per 1.6 to 2 multiply-adds. Partial tiles at the edges run
+ * row by row.
+ */
+RBE_TARGET_DECODE
+static RBE_ALWAYS_INLINE void multiply_chunk(const rbe_gemm_args *args, const chunk *ch,
+                                             span_state *st, const int wide)
+{
+    size_t tile_batch = st->batch >= 8 ? 8 : st->batch >= 4 ? 4 : st->batch >= 2 ? 2 : 1;
+    size_t tile_rows = tile_batch == 1 ? 8 : 16 / tile_batch;
+
+    for (size_t r = 0; r < st->rows; r += tile_rows) {
+        for (size_t first = 0; first < st->batch; first += tile_batch) {
+            size_t rows = st->rows - r < tile_rows ? st->rows - r : tile_rows;
+            size_t count = st->batch - first < tile_batch ? st->batch - first : tile_batch;
+
+            if (rows < tile_rows || count < tile_batch) {
+                for (size_t q = 0; q < rows; q++) {
+                    multiply_single_row(args, ch, st, r + q, first, count, wide);
+                }
+            } else if (tile_batch == 1) {
+                multiply_tile(args, ch, st, r, first, 8, 1, wide);
+            } else if (tile_batch == 2) {
+                multiply_tile(args, ch, st, r, first, 8, 2, wide);
+            } else if (tile_batch == 4) {
+                multiply_tile(args, ch, st, r, first, 4, 4, wide);
+            } else {
+                multiply_tile(args, ch, st, r, first, 2, 8, wide);
+            }
+        }
+    }
+}
+
+RBE_TARGET_DECODE
+static void multiply_chunk_narrow(const rbe_gemm_args *args, const chunk *ch, span_state *st)
+{
+    multiply_chunk(args, ch, st, 0);
+}
+
+RBE_TARGET_DECODE
+static void multiply_chunk_wide(const rbe_gemm_args *args, const chunk *ch, span_state *st)
+{
+    multiply_chunk(args, ch, st, 1);
+}
+
+RBE_TARGET_DECODE
+static void run_span(const rbe_gemm_args *args, span_state *st)
+{
+    const rbe_layout *layout = args->layout;
+    word_indexes words = make_word_indexes();
+
+    for (size_t i = 0; i < st->batch; i++) {
+        st->x_lanes[i] = _mm512_setzero_ps();
+        for (size_t r = 0; r < st->rows; r++) {
+            st->acc[r][i] = _mm512_setzero_ps();
+            args->y[(st->first_m + i) * layout->rows + st->first_row + r] = 0.0f;
+        }
+    }
+
+    for (size_t col = 0; col < layout->cols; col += CHUNK_COLS) {
+        chunk ch = chunk_at(layout, col);
+
+        for (size_t r = 0; r < st->rows; r++) {
+            decode_row_chunk(args, r, &ch, &words, st);
+        }
+        load_x_chunk(args, &ch, st);
+        if (st->wide) {
+            multiply_chunk_wide(args, &ch, st);
+        } else {
+            multiply_chunk_narrow(args, &ch, st);
+        }
+    }
+}
+
+void rbe_gemm_decode_rows_avx512(const rbe_gemm_args *args, size_t row_begin, size_t row_end)
+{
+    span_state st;
+
+    st.wide = args->layout->bits > 8;
+    for (size_t row = row_begin; row < row_end; row += ROWS_PER_STEP) {
+        st.first_row = row;
+        st.rows = row_end - row < ROWS_PER_STEP ? row_end - row : ROWS_PER_STEP;
+        for (size_t m = 0; m < args->batch; m += BATCH_SPAN) {
+            st.first_m = m;
+            st.batch = args->batch - m < BATCH_SPAN ? args->batch - m : BATCH_SPAN;
+            run_span(args, &st);
+        }
+    }
+}
+#else
+typedef int rbe_gemm_decode_avx512_unused;
+#endif
