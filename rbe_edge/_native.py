@@ -44,6 +44,7 @@ KERNELS = {
     "update_upper": lib.RBE_KERNEL_UPDATE_UPPER,
     "gemm_t_f32": lib.RBE_KERNEL_GEMM_T_F32,
     "dense_grad": lib.RBE_KERNEL_DENSE_GRAD,
+    "fold_lsb": lib.RBE_KERNEL_FOLD_LSB,
 }
 
 

@@ -95,6 +95,7 @@ def dense_update(
     grad_scale: float = 1.0,
     seed: int = 0,
     step: int = 0,
+    fold: bool = False,
     isa: str = "auto",
 ) -> None:
     """Apply one upper-bitplane step to the layer from its input and output gradient.
@@ -117,6 +118,8 @@ def dense_update(
         grad_scale: positive factor on the gradient, for example a clipping
             factor from grad_sum_squares or 1 / batch for a mean loss.
         seed, step: select the stochastic rounding stream.
+        fold: in accumulate mode, also fold the accumulator into the lower
+            planes in the same pass, as a following update.fold_lsb would.
         isa: kernel family.
 
     Raises:
@@ -152,7 +155,7 @@ def dense_update(
     status = _native.lib.rbe_dense_update(
         layout, pointers, _native.pointer(packed.scale, "float[]"),
         _native.pointer(x_rows, "float[]"), _native.pointer(dy_rows, "float[]"),
-        x_rows.shape[0], float(grad_scale), accum_pointer, params,
+        x_rows.shape[0], float(grad_scale), accum_pointer, params, 1 if fold else 0,
         _native.writable_pointer(workspace, "float[]"), workspace.size,
     )
     del keep

@@ -50,7 +50,8 @@ def test_table_has_every_engine(output):
     for engine, cells in rows.items():
         assert cells[1] == "4,608", f"{engine}: trainable weights {cells[1]}"
         assert float(cells[3]) > 0, f"{engine}: step time {cells[3]}"
-        assert float(cells[5]) > 0, f"{engine}: added memory {cells[5]} MiB"
+        assert float(cells[5]) > 0, f"{engine}: CPU time {cells[5]}"
+        assert float(cells[6]) > 0, f"{engine}: added memory {cells[6]} MiB"
 
 
 def test_engines_start_from_same_loss(output):
@@ -69,6 +70,7 @@ def test_prints_both_ratios(output):
     assert speed, f"time ratio line missing:\n{output}"
     assert (float(memory.group(1)) <= 2.5) == (memory.group(2) == "met")
     assert (float(speed.group(1)) <= 1.0) == (speed.group(2) == "met")
+    assert re.search(r"the same ratio on CPU time: [\d.]+", output), output
 
 
 def test_prints_step_breakdown(output):

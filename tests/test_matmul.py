@@ -8,18 +8,28 @@ from reference import codes_from_planes
 UNIT_ROUNDOFF = 2.0**-24
 
 
+def lane_roundings(planes):
+    """Roundings per lane and column in the documented order of rbe_gemm_f32.
+
+    P = 1 adds x * 2^(B-1) where the bit is set, and P + 1 = 2 counts that
+    add and the x sum. P >= 2 makes one fused multiply-add per column.
+    """
+    return 1 if planes >= 2 else planes + 1
+
+
 def float32_bound(packed, x, planes):
     """Bound on |matmul - exact| for float32 accumulation, per output.
 
-    The longest chain of roundings is n = ceil(G/16) * (P + 1) + 8 + groups
-    (lane additions, the 4-level lane tree, offset, scale, group sum), so the
-    error is at most 2 * gamma(n) * sum_g scale * (sum_k |x| (q_P - mid)
-    + |center - zero| * sum_k |x|), gamma(n) = n u / (1 - n u), u = 2^-24,
-    where mid = 2^(B-P-1) and center = mid - 1/2 (both 0 when P == B).
+    The longest chain of roundings is n = ceil(G/16) * lane_roundings(P) + 8
+    + groups (lane steps, the 4-level lane tree, offset, scale, group sum),
+    so the error is at most 2 * gamma(n) * sum_g scale * (sum_k |x| (q_P -
+    mid) + |center - zero| * sum_k |x|), gamma(n) = n u / (1 - n u),
+    u = 2^-24, where mid = 2^(B-P-1) and center = mid - 1/2 (both 0 when
+    P == B).
     """
     bits, group = packed.bits, packed.group_size
     midpoint = 2.0 ** (bits - planes - 1) if planes < bits else 0.0
-    chain = -(-group // 16) * (planes + 1) + 8 + packed.scale.shape[1]
+    chain = -(-group // 16) * lane_roundings(planes) + 8 + packed.scale.shape[1]
     gamma = chain * UNIT_ROUNDOFF / (1 - chain * UNIT_ROUNDOFF)
 
     codes = codes_from_planes(packed, planes).astype(np.float64) - midpoint  # [N, K]
@@ -55,13 +65,17 @@ def test_matmul_within_float32_bound(k, n, group, bits, batch):
             f"P={planes}: error {error[worst]:.3g} above bound {bound[worst]:.3g} at {worst}")
 
 
-def test_matmul_identical_across_isas_and_threads():
-    rng = np.random.default_rng(3)
-    packed = rbe_edge.quantize(rng.standard_normal((200, 77)).astype(np.float32), group_size=40)
-    x = rng.standard_normal((5, 200)).astype(np.float32)
+@pytest.mark.parametrize("k, n, group, bits", [(200, 77, 40, 8), (1040, 41, 80, 8),
+                                               (300, 19, None, 11), (513, 9, None, 4)])
+@pytest.mark.parametrize("batch", [1, 2, 5, 8, 33])
+def test_matmul_same_bits_every_kernel(k, n, group, bits, batch):
+    rng = np.random.default_rng(k + n + batch)
+    packed = rbe_edge.quantize(rng.standard_normal((k, n)).astype(np.float32), bits=bits,
+                               group_size=group)
+    x = rng.standard_normal((batch, k)).astype(np.float32)
     available = rbe_edge.kernel_info()["available"]
 
-    for planes in (1, 4, 8):
+    for planes in sorted({1, 2, bits // 2, bits}):
         reference = packed.matmul(x, planes, isa="scalar")
         for isa in available:
             for threads in (1, 2, 5):

@@ -14,10 +14,14 @@ upper planes) and batch 8 and 32, the median time of:
   two threads for the products) against numpy (`x @ W.T`, `dy @ W`,
   `dy.T @ x` and Adam),
 
-with the ratio ours / numpy (below 1 means rbe_edge is faster). numpy runs
-with its BLAS's default thread count; the machine and that count are printed.
+with the ratio ours / numpy (below 1 means rbe_edge is faster). The two
+sides of each line alternate call by call, so load from other processes
+hits both alike, and each time is the median over the calls. numpy runs
+with its BLAS's default thread count unless --numpy-threads limits it
+(through threadpoolctl).
 
 Usage: python tools/bench_dense_train.py [--min-time 0.5] [--batches 8 32]
+       [--numpy-threads N]
 """
 import argparse
 import os
@@ -38,15 +42,21 @@ BITS = 8
 UPPER_PLANES = 4
 
 
-def median_seconds(run, min_time):
-    """Median wall time of `run` over at least 5 calls and `min_time` seconds."""
-    run()
-    times = []
-    while sum(times) < min_time or len(times) < 5:
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def paired_medians(ours, reference, min_time):
+    """Return the median wall times of two callables run alternately.
+
+    Each runs at least 7 times and until both together took `min_time`
+    seconds, after one warm-up call each.
+    """
+    ours()
+    reference()
+    ours_times, reference_times = [], []
+    while sum(ours_times) + sum(reference_times) < min_time or len(ours_times) < 7:
+        for run, times in ((ours, ours_times), (reference, reference_times)):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+    return statistics.median(ours_times), statistics.median(reference_times)
 
 
 def packed_layer(rows, cols, rng):
@@ -112,15 +122,14 @@ def measure_layer(rows, cols, batch, min_time, rng):
         _ = dy @ weight
         numpy_update()
 
-    result = {
-        "gemm_t 1 thr": (median_seconds(lambda: gemm_t(packed, dy, threads=1), min_time),
-                         median_seconds(lambda: dy @ weight, min_time)),
-        "gemm_t 2 thr": (median_seconds(lambda: gemm_t(packed, dy, threads=2), min_time),
-                         median_seconds(lambda: dy @ weight, min_time)),
-        "update": (median_seconds(ours_update, min_time), median_seconds(numpy_update, min_time)),
-        "step": (median_seconds(ours_step, min_time), median_seconds(numpy_step, min_time)),
+    return {
+        "gemm_t 1 thr": paired_medians(lambda: gemm_t(packed, dy, threads=1), lambda: dy @ weight,
+                                       min_time),
+        "gemm_t 2 thr": paired_medians(lambda: gemm_t(packed, dy, threads=2), lambda: dy @ weight,
+                                       min_time),
+        "update": paired_medians(ours_update, numpy_update, min_time),
+        "step": paired_medians(ours_step, numpy_step, min_time),
     }
-    return result
 
 
 def _forward(packed, x):
@@ -144,12 +153,23 @@ def main():
                         help="seconds spent on each measurement at least (default 0.5)")
     parser.add_argument("--batches", type=int, nargs="+", default=[8, 32],
                         help="batch sizes to measure (default 8 32)")
+    parser.add_argument("--numpy-threads", type=int, default=None,
+                        help="threads numpy's BLAS may use (default: its own choice)")
     args = parser.parse_args()
 
+    if args.numpy_threads is not None:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            parser.error("--numpy-threads needs threadpoolctl; install it with "
+                         "`pip install threadpoolctl`")
+        threadpool_limits(args.numpy_threads)
+
     info = kernel_info()
+    blas_threads = "default" if args.numpy_threads is None else args.numpy_threads
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs; rbe_edge kernels: "
           f"{info['gemm_t_f32']}, {info['dense_grad']}, {info['update_upper']}, "
-          f"{info['gemm_f32']}; numpy {np.__version__}")
+          f"{info['gemm_f32']}; numpy {np.__version__}, BLAS threads {blas_threads}")
     print(f"{'layer':>12} {'M':>3} {'operation':>13} {'ours ms':>9} {'numpy ms':>9} "
           f"{'ours/numpy':>10}")
     rng = np.random.default_rng(0)

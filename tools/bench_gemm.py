@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Benchmark of the bit-serial product against numpy and onnxruntime's MatMulNBits.
 
-Prints one table measured in one run: y = x @ W for x of M rows (1 and 8),
+Prints one table measured in one run: y = x @ W for x of M rows (1, 8, 32),
 one and two threads, (N, K) in (768, 768), (3072, 768), (4096, 4096) and
 (8192, 8192), and P in 2, 3, 4, 6, 8 planes of 8-bit codes (one scale per
 row). Beside each: numpy float32 `x @ W` and onnxruntime's
 com.microsoft.MatMulNBits with 4-bit weights (block 32), both limited to
 the same thread count, plus 2- and 8-bit MatMulNBits once per shape. The
-last lines print the three target ratios at (8192, 8192), M = 1, one thread.
+last lines print the three target ratios at (8192, 8192), M = 1, one thread,
+and how much a batch of 8 or 32 saves against as many products with M = 1.
 
 Each thread count runs in its own worker process, because OpenBLAS reads
 its thread count when numpy is imported.
@@ -24,7 +25,7 @@ import time
 
 SHAPES = ["768x768", "3072x768", "4096x4096", "8192x8192"]
 PLANES = [2, 3, 4, 6, 8]
-BATCHES = [1, 8]
+BATCHES = [1, 8, 32]
 THREADS = [1, 2]
 BLOCK = 32
 
@@ -124,6 +125,16 @@ def print_targets(rows):
     print(f"target P=4 / MatMulNBits 4-bit: {target[4]['ours'] / nbits4:.2f} (at most 1.0)")
     print(f"target P=8 / numpy float32:     {target[8]['ours'] / target[8]['numpy']:.2f} (at most 0.6)")
     print(f"target P=2 / P=4:               {target[2]['ours'] / target[4]['ours']:.2f} (at most 0.6)")
+
+    single = {r["planes"]: r["ours"] for r in rows
+              if (r["n"], r["k"], r["m"], r["threads"]) == (8192, 8192, 1, 1)}
+    for batch in (8, 32):
+        for planes in (4, 8):
+            batched = [r["ours"] for r in rows if (r["n"], r["k"], r["m"], r["threads"],
+                                                   r["planes"]) == (8192, 8192, batch, 1, planes)]
+            if batched and planes in single:
+                print(f"batch M={batch:<2d} P={planes} / {batch} x (M=1):    "
+                      f"{batched[0] / (batch * single[planes]):.2f}")
 
 
 def main():

@@ -72,7 +72,8 @@ typedef enum rbe_kernel {
     RBE_KERNEL_GEMM_F32 = 5,
     RBE_KERNEL_UPDATE_UPPER = 6,
     RBE_KERNEL_GEMM_T_F32 = 7,
-    RBE_KERNEL_DENSE_GRAD = 8
+    RBE_KERNEL_DENSE_GRAD = 8,
+    RBE_KERNEL_FOLD_LSB = 9
 } rbe_kernel;
 
 /*
@@ -159,22 +160,29 @@ rbe_status rbe_decode_i8(const rbe_layout *layout, const uint8_t *const *planes,
                          unsigned planes_used, int8_t *out);
 
 /*
- * Bit-serial product y[m, n] = sum_k x[m, k] * W_P[n, k] for m < batch, where
- * W_P is the matrix decoded with the top `planes_used` planes (see
- * rbe_decode_f32). x is row-major [batch, cols] and y row-major
- * [batch, rows]; the weights are never expanded to floats. Work grows
- * linearly with planes_used: each plane adds the activations whose bit is
- * set, scaled by that plane's power of two.
+ * Product y[m, n] = sum_k x[m, k] * W_P[n, k] for m < batch, read from the
+ * planes, where W_P is the matrix decoded with the top `planes_used` planes
+ * (see rbe_decode_f32). x is row-major [batch, cols] and y row-major
+ * [batch, rows]; no float matrix of the weights is formed. With P = 1 the
+ * kernels add the activations whose bit is set. With P >= 2 they rebuild
+ * the integer codes of a few hundred columns at a time from the plane bits
+ * and multiply; the SIMD kernels decode each weight once per 8 batch
+ * entries.
  *
  * Results do not depend on the ISA or the thread count: every kernel
- * accumulates in float32 in one fixed order. Inside each group, lane
- * j = (k - group start) % 16 sums its columns in increasing k, for each
- * column plane by plane, adding x * 2^(B-1-p) where the bit is set; the 16
- * lanes are then added pairwise (j + 8, + 4, + 2, + 1), the group adds
- * scale * (that sum + (center offset - zero) * sum of the group's x), where
- * the center offset is (2^(B-P) - 1) / 2, and groups
+ * accumulates in float32 in one fixed order, chosen by P alone. Inside each
+ * group, lane j = (k - group start) % 16 sums its columns in increasing k.
+ * For P = 1 a column adds x * 2^(B-1) to the lane where its bit is set. For
+ * P >= 2 a column sets lane = fmaf(x, c_P, lane), rounded once, where
+ * c_P = sum over p < P of bit_p * 2^(B-1-p) is the code with its low B-P
+ * bits cleared; zero codes are multiplied too, so an infinite or NaN x
+ * propagates as in a dense product. The 16 lanes are then added pairwise
+ * (j + 8, + 4, + 2, + 1). The group adds scale * (that sum + (center
+ * offset - zero) * sum of the group's x), where the center offset is
+ * (2^(B-P) - 1) / 2 and the x sum uses the same lanes and tree. Groups
  * accumulate in order. The error against exact arithmetic is that of
- * float32 summation of about K / 16 + 4 terms per lane chain.
+ * float32 summation over a chain of G / 16 roundings per lane for P >= 2
+ * (2 G / 16 for P = 1), plus 8 and one per group.
  *
  * `threads` (0 or 1 means the calling thread only) splits the rows between
  * that many threads started for this call; no pool outlives the call.
@@ -295,20 +303,24 @@ size_t rbe_dense_update_workspace(const rbe_layout *layout);
  * update as rbe_update_upper, so the planes and accumulator end bit for bit
  * as rbe_update_upper(layout, planes, scale, G, accum, params) would leave
  * them. `workspace` has room for rbe_dense_update_workspace(layout) floats or more.
+ * With fold_lsb nonzero in accumulate mode, each row is also folded right
+ * after its step, while its planes are in cache, leaving what a following
+ * rbe_fold_lsb(layout, planes, accum, params->upper_planes) would leave.
+ * Every plane must then be present. fold_lsb is ignored in sign mode.
  * Before any write it checks that x and dy are finite and that
  * 2 * max(1, grad_scale) * batch * max|dy| * max|x| <= FLT_MAX, so neither
  * a sum nor a gradient element can overflow, and a failed call leaves
  * planes, accum and workspace untouched.
  * Errors: those of rbe_update_upper (except the gradient checks),
- * RBE_ERR_NULL (x, dy or workspace NULL), RBE_ERR_SIZE (batch zero,
+ * RBE_ERR_NULL (x, dy or workspace NULL, or a plane NULL when folding), RBE_ERR_SIZE (batch zero,
  * overflow, or workspace_floats too small), RBE_ERR_VALUE (grad_scale not
  * positive and finite, x or dy not finite, or the bound above exceeded).
  */
 rbe_status rbe_dense_update(const rbe_layout *layout, uint8_t *const *planes,
                             const float *scale, const float *x, const float *dy,
                             size_t batch, float grad_scale, int8_t *accum,
-                            const rbe_update_params *params, float *workspace,
-                            size_t workspace_floats);
+                            const rbe_update_params *params, int fold_lsb,
+                            float *workspace, size_t workspace_floats);
 
 /*
  * ---- Layer programs: a trainable head run by the C core ----
@@ -406,7 +418,9 @@ rbe_status rbe_program_forward(const rbe_program *program, const float *x, size_
  * Cross-entropy reads classes[batch] (each in 0..output_width-1); MSE reads
  * targets[batch * output_width]. Every gradient is computed before any
  * plane changes, then each trainable layer takes one step with `params`
- * (its step and seed are used as given). A non-finite loss or gradient
+ * (its step and seed are used as given), folded into the lower planes
+ * when fold_lsb is nonzero (see rbe_dense_update). A
+ * non-finite loss or gradient
  * returns RBE_ERR_VALUE with the planes, accumulators and scaling states
  * untouched.
  * Errors: those of rbe_program_forward, RBE_ERR_NULL (labels missing),
@@ -415,7 +429,7 @@ rbe_status rbe_program_forward(const rbe_program *program, const float *x, size_
  */
 rbe_status rbe_program_step(const rbe_program *program, const float *x, size_t batch,
                             const int64_t *classes, const float *targets,
-                            const rbe_update_params *params, float *loss,
+                            const rbe_update_params *params, int fold_lsb, float *loss,
                             float *workspace, size_t workspace_floats, unsigned threads);
 
 /*

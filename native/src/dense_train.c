@@ -140,11 +140,22 @@ static rbe_status check_dense_update_arguments(const rbe_layout *layout, uint8_t
     return check_gradient_inputs(layout, x, dy, batch, grad_scale);
 }
 
+/* Folding rewrites every plane, not only the upper ones that the update checks. */
+static rbe_status check_fold_planes(const rbe_layout *layout, uint8_t *const *planes)
+{
+    for (unsigned p = 0; p < layout->bits; p++) {
+        if (planes[p] == NULL) {
+            return RBE_ERR_NULL;
+        }
+    }
+    return RBE_OK;
+}
+
 rbe_status rbe_dense_update(const rbe_layout *layout, uint8_t *const *planes,
                             const float *scale, const float *x, const float *dy,
                             size_t batch, float grad_scale, int8_t *accum,
-                            const rbe_update_params *params, float *workspace,
-                            size_t workspace_floats)
+                            const rbe_update_params *params, int fold_lsb,
+                            float *workspace, size_t workspace_floats)
 {
     rbe_status status = rbe_layout_check(layout);
     if (status != RBE_OK) {
@@ -152,6 +163,10 @@ rbe_status rbe_dense_update(const rbe_layout *layout, uint8_t *const *planes,
     }
     status = check_dense_update_arguments(layout, planes, scale, x, dy, batch, grad_scale, accum,
                                           params, workspace, workspace_floats);
+    int folding = fold_lsb && params->mode == RBE_UPDATE_ACCUMULATE;
+    if (status == RBE_OK && folding) {
+        status = check_fold_planes(layout, planes);
+    }
     if (status != RBE_OK) {
         return status;
     }
@@ -166,7 +181,7 @@ rbe_status rbe_dense_update(const rbe_layout *layout, uint8_t *const *planes,
         size_t count = layout->rows - row < step_rows ? layout->rows - row : step_rows;
 
         kernels->dense_grad(&grad, row, count, workspace);
-        rbe_update_rows(layout, kernels, planes, scale, workspace, accum, params, row,
+        rbe_update_rows(layout, kernels, planes, scale, workspace, accum, params, folding, row,
                         row + count);
     }
     return RBE_OK;

@@ -15,9 +15,10 @@ static const rbe_kernels kScalar = {
     rbe_update_upper_scalar,
     rbe_gemm_t_tile_scalar,
     rbe_dense_grad_scalar,
+    rbe_fold_scalar,
     {"encode_row_scalar", "unpack_scalar", "dequant_f32_scalar", "refine_f32_scalar",
      "dequant_i8_scalar", "gemm_f32_scalar", "update_upper_scalar", "gemm_t_f32_scalar",
-     "dense_grad_scalar"},
+     "dense_grad_scalar", "fold_scalar"},
 };
 
 #ifdef RBE_HAVE_X86
@@ -32,9 +33,10 @@ static const rbe_kernels kAvx2 = {
     rbe_update_upper_avx2,
     rbe_gemm_t_tile_avx2,
     rbe_dense_grad_avx2,
+    rbe_fold_avx2,
     {"encode_row_avx2", "unpack_avx2", "dequant_f32_avx2", "refine_f32_avx2",
      "dequant_i8_avx2", "gemm_f32_avx2", "update_upper_avx2", "gemm_t_f32_avx2",
-     "dense_grad_avx2"},
+     "dense_grad_avx2", "fold_avx2"},
 };
 
 /* AVX-512 replaces only the product; the codec kernels stay AVX2, which
@@ -52,9 +54,10 @@ static const rbe_kernels kAvx512 = {
     rbe_update_upper_avx2,
     rbe_gemm_t_tile_avx2,
     rbe_dense_grad_avx2,
+    rbe_fold_avx2,
     {"encode_row_avx2", "unpack_avx2", "dequant_f32_avx2", "refine_f32_avx2",
      "dequant_i8_avx2", "gemm_f32_avx512", "update_upper_avx2", "gemm_t_f32_avx2",
-     "dense_grad_avx2"},
+     "dense_grad_avx2", "fold_avx2"},
 };
 
 static int cpu_has_avx2(void)
@@ -103,9 +106,10 @@ static const rbe_kernels kNeon = {
     RBE_UPDATE_NEON,
     RBE_GEMM_T_NEON,
     RBE_DENSE_GRAD_NEON,
+    rbe_fold_neon,
     {"encode_row_neon", "unpack_neon", "dequant_f32_neon", "refine_f32_neon",
      "dequant_i8_neon", RBE_GEMM_NEON_NAME, RBE_UPDATE_NEON_NAME, RBE_GEMM_T_NEON_NAME,
-     RBE_DENSE_GRAD_NEON_NAME},
+     RBE_DENSE_GRAD_NEON_NAME, "fold_neon"},
 };
 #endif
 
@@ -182,7 +186,7 @@ rbe_status rbe_kernel_name(rbe_kernel kernel, rbe_isa isa, const char **name)
     if (kernels == NULL) {
         return RBE_ERR_ISA;
     }
-    if ((unsigned)kernel > (unsigned)RBE_KERNEL_DENSE_GRAD) {
+    if ((unsigned)kernel > (unsigned)RBE_KERNEL_FOLD_LSB) {
         return RBE_ERR_UNSUPPORTED;
     }
     *name = kernels->names[kernel];

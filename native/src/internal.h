@@ -133,12 +133,15 @@ static inline void rbe_gemm_for_row_blocks(const rbe_gemm_args *args, size_t row
 typedef void (*rbe_gemm_rows_fn)(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
 
 /*
- * Whether rbe_gemm_f32 takes the decode path for these B and P: rebuild each
- * weight's code c_P from its P plane bits and add x * c_P with one fused
- * multiply-add, instead of one masked add of x * 2^(B-1-p) per set bit. The
- * choice depends on B and P only, never on the ISA, so every kernel family
- * rounds the same way. NOTE: the limit comes from tools/bench_gemm.py on one
- * AMD EPYC Zen 4 machine (see docs/benchmarks.md).
+ * Whether rbe_gemm_f32 takes the decode path for these B and P. That path
+ * rebuilds each weight's code c_P from its P plane bits and adds x * c_P
+ * with one fused multiply-add, in place of one masked add of x * 2^(B-1-p)
+ * per set bit. The choice depends on B and P only, never on the ISA, so
+ * every kernel family rounds the same way. NOTE: the limit was measured
+ * with the AVX-512 kernels on one AMD EPYC Zen 4 machine, at 8192 x 8192
+ * and 8-bit codes. P = 1 took 2.7 ms with masked adds and 4.7 ms decoded
+ * (M = 1); P = 2 took 5.7 against 5.0 ms (M = 1) and 46 against 23 ms
+ * (M = 8).
  */
 #define RBE_GEMM_DECODE_MIN_PLANES 2
 
@@ -161,7 +164,8 @@ static inline unsigned rbe_gemm_code_at(const uint8_t *const *plane_rows, unsign
 }
 
 /* Accumulator units per upper step: int8 state then covers +-127/128 of a step. */
-#define RBE_ACCUM_ONE 128
+#define RBE_ACCUM_SHIFT 7
+#define RBE_ACCUM_ONE (1 << RBE_ACCUM_SHIFT)
 /* Bound on |delta| * RBE_ACCUM_ONE, far above any step count that fits a code. */
 #define RBE_ACCUM_LIMIT 1048576.0f
 
@@ -238,6 +242,13 @@ typedef struct rbe_dense_grad_args {
 typedef void (*rbe_dense_grad_fn)(const rbe_dense_grad_args *args, size_t row_begin,
                                   size_t row_count, float *tile);
 
+/*
+ * Folds accumulators into n full B-bit codes (LSB re-estimation); see
+ * rbe_fold_scalar for the arithmetic every kernel follows.
+ */
+typedef void (*rbe_fold_fn)(uint16_t *codes, int8_t *accum, size_t n, unsigned bits,
+                            unsigned upper_planes);
+
 typedef struct rbe_kernels {
     rbe_isa isa;
     rbe_encode_row_fn encode_row;
@@ -249,7 +260,8 @@ typedef struct rbe_kernels {
     rbe_update_fn update_upper;
     rbe_gemm_t_tile_fn gemm_t_tile;
     rbe_dense_grad_fn dense_grad;
-    const char *names[9];       /* indexed by rbe_kernel */
+    rbe_fold_fn fold;
+    const char *names[10];      /* indexed by rbe_kernel */
 } rbe_kernels;
 
 /*
@@ -305,12 +317,14 @@ rbe_status rbe_update_check(const rbe_layout *layout, uint8_t *const *planes,
  * Applies an update, validated by the caller, to rows [row_begin, row_end)
  * with the gradient of row r at grad_rows + (r - row_begin) * cols. Random
  * numbers use the global element index, so updating a matrix in row ranges
- * equals one rbe_update_upper call bit for bit.
+ * equals one rbe_update_upper call bit for bit. With `fold` nonzero in
+ * accumulate mode, each row is folded right after its step, as
+ * rbe_fold_lsb would fold it afterwards (every plane must then be present).
  */
 void rbe_update_rows(const rbe_layout *layout, const rbe_kernels *kernels,
                      uint8_t *const *planes, const float *scale, const float *grad_rows,
-                     int8_t *accum, const rbe_update_params *params, size_t row_begin,
-                     size_t row_end);
+                     int8_t *accum, const rbe_update_params *params, int fold,
+                     size_t row_begin, size_t row_end);
 
 /* Returns the kernel table for `isa`, or NULL when this CPU cannot run it. */
 const rbe_kernels *rbe_kernels_for(rbe_isa isa);
@@ -338,6 +352,8 @@ void rbe_update_upper_scalar(const rbe_update_segment *segment, uint16_t *upper,
 void rbe_gemm_t_tile_scalar(const rbe_gemm_t_tile *tile);
 void rbe_dense_grad_scalar(const rbe_dense_grad_args *args, size_t row_begin, size_t row_count,
                            float *tile);
+void rbe_fold_scalar(uint16_t *codes, int8_t *accum, size_t n, unsigned bits,
+                     unsigned upper_planes);
 
 #if defined(__x86_64__) || defined(__i386__)
 #define RBE_HAVE_X86 1
@@ -362,6 +378,8 @@ void rbe_update_upper_avx2(const rbe_update_segment *segment, uint16_t *upper,
 void rbe_gemm_t_tile_avx2(const rbe_gemm_t_tile *tile);
 void rbe_dense_grad_avx2(const rbe_dense_grad_args *args, size_t row_begin, size_t row_count,
                          float *tile);
+void rbe_fold_avx2(uint16_t *codes, int8_t *accum, size_t n, unsigned bits,
+                   unsigned upper_planes);
 #endif
 
 #if defined(__ARM_NEON) || defined(__ARM_NEON__)
@@ -375,6 +393,8 @@ void rbe_dequant_f32_neon(const uint16_t *codes, size_t n, float scale, float ze
 void rbe_refine_f32_neon(const uint16_t *bit, size_t n, float scale, float delta_set,
                          float delta_clear, float *inout);
 void rbe_dequant_i8_neon(const uint16_t *codes, size_t n, unsigned bits, int8_t *out);
+void rbe_fold_neon(uint16_t *codes, int8_t *accum, size_t n, unsigned bits,
+                   unsigned upper_planes);
 #if defined(__aarch64__)
 void rbe_gemm_rows_neon(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
 void rbe_gemm_decode_rows_neon(const rbe_gemm_args *args, size_t row_begin, size_t row_end);

@@ -136,12 +136,48 @@ static int finite_max(const float *values, size_t count, float *largest)
 }
 
 /*
+ * Stores the squared norm of a layer's weight gradient. The Gram identity
+ * costs batch^2 * (rows + cols) and recomputing the gradient tile by tile
+ * costs batch * rows * cols, so the cheaper one runs: many rows of a token
+ * head (batch * tokens) would make the Gram matrices the slowest part.
+ */
+static rbe_status gradient_sum_squares(const rbe_layer *layer, const float *input,
+                                       const float *grad_output, size_t batch, float *tile,
+                                       double *sum_squares)
+{
+    size_t rows = layer->layout->rows;
+    size_t cols = layer->layout->cols;
+
+    if ((double)batch * ((double)rows + (double)cols) <= (double)rows * (double)cols) {
+        return rbe_dense_grad_sum_squares(rows, cols, input, grad_output, batch, sum_squares);
+    }
+
+    const rbe_kernels *kernels = rbe_kernels_for(layer->layout->isa);
+    if (kernels == NULL) {
+        return RBE_ERR_ISA;
+    }
+    rbe_dense_grad_args grad = {input, grad_output, rows, cols, batch, 1.0f};
+    size_t step = rbe_dense_update_workspace(layer->layout) / cols;
+    double total = 0.0;
+    for (size_t row = 0; row < rows; row += step) {
+        size_t count = rows - row < step ? rows - row : step;
+        kernels->dense_grad(&grad, row, count, tile);
+        for (size_t i = 0; i < count * cols; i++) {
+            total += (double)tile[i] * tile[i];
+        }
+    }
+    *sum_squares = total;
+    return RBE_OK;
+}
+
+/*
  * Computes the gradient scale of one trainable layer and checks, with twice
  * the margin that rbe_dense_update asks for, that no gradient element can
  * overflow.
  */
 static rbe_status plan_update(const rbe_layer *layer, const float *input,
-                              const float *grad_output, size_t batch, pending_update *pending)
+                              const float *grad_output, size_t batch, float *tile,
+                              pending_update *pending)
 {
     size_t rows = layer->layout->rows;
     size_t cols = layer->layout->cols;
@@ -157,8 +193,8 @@ static rbe_status plan_update(const rbe_layer *layer, const float *input,
     if (layer->scaling != NULL) {
         const rbe_rms_scaling *scaling = layer->scaling;
         double sum_squares;
-        rbe_status status = rbe_dense_grad_sum_squares(rows, cols, input, grad_output, batch,
-                                                       &sum_squares);
+        rbe_status status = gradient_sum_squares(layer, input, grad_output, batch, tile,
+                                                 &sum_squares);
         if (status != RBE_OK) {
             return status;
         }
@@ -178,7 +214,7 @@ static rbe_status plan_update(const rbe_layer *layer, const float *input,
 }
 
 static rbe_status plan_updates(const rbe_program *program, const workspace_plan *plan,
-                               const float *x, size_t batch, const float *workspace,
+                               const float *x, size_t batch, float *workspace,
                                pending_update *pending)
 {
     for (size_t i = 0; i < program->layer_count; i++) {
@@ -187,7 +223,8 @@ static rbe_status plan_updates(const rbe_program *program, const workspace_plan 
             continue;
         }
         rbe_status status = plan_update(layer, layer_input(plan, x, i, workspace),
-                                        workspace + plan->grads[i + 1], batch, &pending[i]);
+                                        workspace + plan->grads[i + 1], batch,
+                                        workspace + plan->tile, &pending[i]);
         if (status != RBE_OK) {
             return status;
         }
@@ -197,7 +234,7 @@ static rbe_status plan_updates(const rbe_program *program, const workspace_plan 
 
 static rbe_status apply_updates(const rbe_program *program, const workspace_plan *plan,
                                 const float *x, size_t batch, const rbe_update_params *params,
-                                const pending_update *pending, float *workspace)
+                                int fold_lsb, const pending_update *pending, float *workspace)
 {
     for (size_t i = 0; i < program->layer_count; i++) {
         const rbe_layer *layer = &program->layers[i];
@@ -207,7 +244,7 @@ static rbe_status apply_updates(const rbe_program *program, const workspace_plan
         rbe_status status = rbe_dense_update(
             layer->layout, layer->planes, layer->scale, layer_input(plan, x, i, workspace),
             workspace + plan->grads[i + 1], batch, pending[i].grad_scale, layer->accum, params,
-            workspace + plan->tile, plan->total - plan->tile);
+            fold_lsb, workspace + plan->tile, plan->total - plan->tile);
         if (status != RBE_OK) {
             return status;
         }
@@ -257,7 +294,7 @@ static rbe_status check_step_arguments(const rbe_program *program, const float *
 
 rbe_status rbe_program_step(const rbe_program *program, const float *x, size_t batch,
                             const int64_t *classes, const float *targets,
-                            const rbe_update_params *params, float *loss,
+                            const rbe_update_params *params, int fold_lsb, float *loss,
                             float *workspace, size_t workspace_floats, unsigned threads)
 {
     workspace_plan plan;
@@ -288,7 +325,8 @@ rbe_status rbe_program_step(const rbe_program *program, const float *x, size_t b
             status = plan_updates(program, &plan, x, batch, workspace, pending);
         }
         if (status == RBE_OK) {
-            status = apply_updates(program, &plan, x, batch, params, pending, workspace);
+            status = apply_updates(program, &plan, x, batch, params, fold_lsb, pending,
+                                   workspace);
         }
     }
     if (status == RBE_OK) {

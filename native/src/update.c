@@ -69,20 +69,14 @@ static uint32_t stream_key(uint64_t seed, uint64_t step)
     return rbe_hash32(key ^ (uint32_t)seed);
 }
 
-static void update_chunk(const rbe_layout *layout, const rbe_kernels *kernels,
-                         uint8_t *const *planes, const float *scale, const float *grad_row,
-                         int8_t *accum, const rbe_update_params *params,
-                         const rbe_update_segment *base, const rbe_chunk *at)
+static void update_segments(const rbe_layout *layout, const rbe_kernels *kernels,
+                            const float *scale, const float *grad_row, int8_t *accum,
+                            const rbe_update_params *params, const rbe_update_segment *base,
+                            const rbe_chunk *at, uint16_t *upper)
 {
-    unsigned upper_planes = params->upper_planes;
-    float step_size = (float)(1u << (layout->bits - upper_planes));
-    const uint8_t *plane_rows[16];
-    uint16_t upper[RBE_CHUNK_COLS];
-
-    rbe_point_plane_rows(layout, (const uint8_t *const *)planes, upper_planes, at, plane_rows);
-    kernels->unpack(plane_rows, at->plane_bytes, upper_planes, upper_planes, upper);
-
+    float step_size = (float)(1u << (layout->bits - params->upper_planes));
     size_t end = at->first_col + at->cols;
+
     for (size_t c = at->first_col; c < end;) {
         size_t g = c / layout->group_size;
         size_t group_end = (g + 1) * layout->group_size;
@@ -96,9 +90,41 @@ static void update_chunk(const rbe_layout *layout, const rbe_kernels *kernels,
                               accum != NULL ? accum + element : NULL, stop - c);
         c = stop;
     }
+}
+
+static void update_chunk(const rbe_layout *layout, const rbe_kernels *kernels,
+                         uint8_t *const *planes, const float *scale, const float *grad_row,
+                         int8_t *accum, const rbe_update_params *params,
+                         const rbe_update_segment *base, const rbe_chunk *at)
+{
+    unsigned upper_planes = params->upper_planes;
+    const uint8_t *plane_rows[16];
+    uint16_t upper[RBE_CHUNK_COLS];
+
+    rbe_point_plane_rows(layout, (const uint8_t *const *)planes, upper_planes, at, plane_rows);
+    kernels->unpack(plane_rows, at->plane_bytes, upper_planes, upper_planes, upper);
+    update_segments(layout, kernels, scale, grad_row, accum, params, base, at, upper);
 
     /* Only the top upper_planes plane rows are rewritten. */
     kernels->encode_row(upper, at->cols, upper_planes, (uint8_t *const *)plane_rows);
+}
+
+/* Folds the accumulators of row r into all B planes of that row. */
+static void fold_row(const rbe_layout *layout, const rbe_kernels *kernels,
+                     uint8_t *const *planes, int8_t *accum, unsigned upper_planes, size_t r)
+{
+    for (size_t c0 = 0; c0 < layout->cols; c0 += RBE_CHUNK_COLS) {
+        rbe_chunk at = rbe_chunk_at(layout, r, c0);
+        const uint8_t *plane_rows[16];
+        uint16_t codes[RBE_CHUNK_COLS];
+
+        rbe_point_plane_rows(layout, (const uint8_t *const *)planes, layout->bits, &at,
+                             plane_rows);
+        kernels->unpack(plane_rows, at.plane_bytes, layout->bits, layout->bits, codes);
+        kernels->fold(codes, accum + r * layout->cols + c0, at.cols, layout->bits,
+                      upper_planes);
+        kernels->encode_row(codes, at.cols, layout->bits, (uint8_t *const *)plane_rows);
+    }
 }
 
 rbe_status rbe_update_upper(const rbe_layout *layout, uint8_t *const *planes,
@@ -118,14 +144,14 @@ rbe_status rbe_update_upper(const rbe_layout *layout, uint8_t *const *planes,
         return RBE_ERR_ISA;
     }
 
-    rbe_update_rows(layout, kernels, planes, scale, grad, accum, params, 0, layout->rows);
+    rbe_update_rows(layout, kernels, planes, scale, grad, accum, params, 0, 0, layout->rows);
     return RBE_OK;
 }
 
 void rbe_update_rows(const rbe_layout *layout, const rbe_kernels *kernels,
                      uint8_t *const *planes, const float *scale, const float *grad_rows,
-                     int8_t *accum, const rbe_update_params *params, size_t row_begin,
-                     size_t row_end)
+                     int8_t *accum, const rbe_update_params *params, int fold,
+                     size_t row_begin, size_t row_end)
 {
     rbe_update_segment base;
     memset(&base, 0, sizeof(base));
@@ -142,38 +168,10 @@ void rbe_update_rows(const rbe_layout *layout, const rbe_kernels *kernels,
             rbe_chunk at = rbe_chunk_at(layout, r, c0);
             update_chunk(layout, kernels, planes, scale, grad_row, accum, params, &base, &at);
         }
-    }
-}
-
-/* Integer division rounding to nearest, with halves toward zero. */
-static int32_t divide_rounded(int32_t value, int32_t divisor)
-{
-    int32_t bias = (divisor - 1) / 2;
-    return value >= 0 ? (value + bias) / divisor : -((-value + bias) / divisor);
-}
-
-static void fold_codes(uint16_t *codes, int8_t *accum, size_t n, unsigned bits,
-                       unsigned upper_planes)
-{
-    int32_t step_codes = 1 << (bits - upper_planes);
-    int32_t max_code = (1 << bits) - 1;
-
-    /* Halves round toward zero here and the remainder is truncated toward
-     * zero, so what stays in accum is at most half a code and a second fold
-     * without steps in between changes nothing. */
-    for (size_t i = 0; i < n; i++) {
-        /* In 1/128 of a code: the accumulator times the codes per step. */
-        int32_t fine = (int32_t)accum[i] * step_codes;
-        int32_t delta = divide_rounded(fine, RBE_ACCUM_ONE);
-        int32_t code = (int32_t)codes[i] + delta;
-
-        if (code < 0 || code > max_code) {
-            codes[i] = (uint16_t)(code < 0 ? 0 : max_code);
-            accum[i] = 0;
-            continue;
+        /* Folding right after the step finds the row's planes still in cache. */
+        if (fold && accum != NULL) {
+            fold_row(layout, kernels, planes, accum, params->upper_planes, r);
         }
-        codes[i] = (uint16_t)code;
-        accum[i] = (int8_t)((fine - delta * RBE_ACCUM_ONE) / step_codes);
     }
 }
 
@@ -201,18 +199,7 @@ rbe_status rbe_fold_lsb(const rbe_layout *layout, uint8_t *const *planes, int8_t
     }
 
     for (size_t r = 0; r < layout->rows; r++) {
-        for (size_t c0 = 0; c0 < layout->cols; c0 += RBE_CHUNK_COLS) {
-            rbe_chunk at = rbe_chunk_at(layout, r, c0);
-            const uint8_t *plane_rows[16];
-            uint16_t codes[RBE_CHUNK_COLS];
-
-            rbe_point_plane_rows(layout, (const uint8_t *const *)planes, layout->bits, &at,
-                                 plane_rows);
-            kernels->unpack(plane_rows, at.plane_bytes, layout->bits, layout->bits, codes);
-            fold_codes(codes, accum + r * layout->cols + c0, at.cols, layout->bits,
-                       upper_planes);
-            kernels->encode_row(codes, at.cols, layout->bits, (uint8_t *const *)plane_rows);
-        }
+        fold_row(layout, kernels, planes, accum, upper_planes, r);
     }
     return RBE_OK;
 }

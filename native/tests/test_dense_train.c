@@ -139,15 +139,21 @@ static void check_against_full_update(layer *ly, const rbe_isa *isas, size_t isa
     memcpy(start_planes, ly->plane_data, plane_total);
     memcpy(start_accum, ly->accum, count);
 
-    for (int mode = 0; mode <= 1; mode++) {
+    /* mode 2 is accumulate mode with the fold in the same pass. */
+    for (int mode = 0; mode <= 2; mode++) {
         for (size_t ui = 0; ui < 3; ui++) {
-            rbe_update_params params = params_for(uppers[ui], (rbe_update_mode)mode, 0.5f,
+            int fold = mode == 2;
+            rbe_update_params params = params_for(uppers[ui], (rbe_update_mode)(mode % 2), 0.5f,
                                                   ui + 3);
             rbe_layout reference_layout = *l;
 
             reference_layout.isa = RBE_ISA_SCALAR;
             CHECK(rbe_update_upper(&reference_layout, ly->planes, ly->scale, grad, ly->accum,
                                    &params) == RBE_OK, "full update");
+            if (fold) {
+                CHECK(rbe_fold_lsb(&reference_layout, ly->planes, ly->accum, uppers[ui]) ==
+                      RBE_OK, "fold after the full update");
+            }
             memcpy(ref_planes, ly->plane_data, plane_total);
             memcpy(ref_accum, ly->accum, count);
 
@@ -156,7 +162,7 @@ static void check_against_full_update(layer *ly, const rbe_isa *isas, size_t isa
                 memcpy(ly->accum, start_accum, count);
                 ly->layout.isa = i == 0 ? RBE_ISA_SCALAR : isas[i - 1];
                 CHECK(rbe_dense_update(l, ly->planes, ly->scale, ly->x, ly->dy, ly->batch,
-                                       grad_scale, ly->accum, &params, workspace,
+                                       grad_scale, ly->accum, &params, fold, workspace,
                                        workspace_floats) == RBE_OK, "dense update");
                 CHECK(memcmp(ref_planes, ly->plane_data, plane_total) == 0,
                       "dense update planes differ from the full update: isa %d B=%u U=%u "
@@ -251,82 +257,82 @@ static void check_update_arguments(void)
 
     CHECK(rbe_dense_update_workspace(NULL) == 0, "workspace of a NULL layout");
     CHECK_REJECTED(rbe_dense_update(NULL, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum,
-                                    &ok, workspace, ws), RBE_ERR_NULL, "NULL layout");
-    CHECK_REJECTED(rbe_dense_update(l, NULL, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum, &ok,
+                                    &ok, 0, workspace, ws), RBE_ERR_NULL, "NULL layout");
+    CHECK_REJECTED(rbe_dense_update(l, NULL, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum, &ok, 0,
                                     workspace, ws), RBE_ERR_NULL, "NULL planes");
-    CHECK_REJECTED(rbe_dense_update(l, ly.planes, NULL, ly.x, ly.dy, 3, 1.0f, ly.accum, &ok,
+    CHECK_REJECTED(rbe_dense_update(l, ly.planes, NULL, ly.x, ly.dy, 3, 1.0f, ly.accum, &ok, 0,
                                     workspace, ws), RBE_ERR_NULL, "NULL scale");
-    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, NULL, ly.dy, 3, 1.0f, ly.accum, &ok,
+    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, NULL, ly.dy, 3, 1.0f, ly.accum, &ok, 0,
                                     workspace, ws), RBE_ERR_NULL, "NULL x");
-    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, NULL, 3, 1.0f, ly.accum, &ok,
+    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, NULL, 3, 1.0f, ly.accum, &ok, 0,
                                     workspace, ws), RBE_ERR_NULL, "NULL dy");
-    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, NULL, &ok,
+    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, NULL, &ok, 0,
                                     workspace, ws), RBE_ERR_NULL, "NULL accum");
-    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum, NULL,
+    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum, NULL, 0,
                                     workspace, ws), RBE_ERR_NULL, "NULL params");
-    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum, &ok,
+    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum, &ok, 0,
                                     NULL, ws), RBE_ERR_NULL, "NULL workspace");
     ly.planes[2] = NULL;
-    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum, &ok,
+    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum, &ok, 0,
                                     workspace, ws), RBE_ERR_NULL, "NULL plane 2");
     ly.planes[2] = ly.plane_data + 2 * l->plane_bytes;
 
-    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 0, 1.0f, ly.accum, &ok,
+    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 0, 1.0f, ly.accum, &ok, 0,
                                     workspace, ws), RBE_ERR_SIZE, "batch 0");
     CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, SIZE_MAX / 16, 1.0f,
-                                    ly.accum, &ok, workspace, ws), RBE_ERR_SIZE, "batch overflow");
-    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum, &ok,
+                                    ly.accum, &ok, 0, workspace, ws), RBE_ERR_SIZE, "batch overflow");
+    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum, &ok, 0,
                                     workspace, ws - 1), RBE_ERR_SIZE, "workspace too small");
 
     p = ok;
     p.upper_planes = 0;
-    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum, &p,
+    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum, &p, 0,
                                     workspace, ws), RBE_ERR_PLANES, "U = 0");
     p.upper_planes = 9;
-    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum, &p,
+    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum, &p, 0,
                                     workspace, ws), RBE_ERR_PLANES, "U = 9");
     p = ok;
     p.mode = (rbe_update_mode)7;
-    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum, &p,
+    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum, &p, 0,
                                     workspace, ws), RBE_ERR_UNSUPPORTED, "mode 7");
     p = ok;
     p.learning_rate = NAN;
-    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum, &p,
+    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum, &p, 0,
                                     workspace, ws), RBE_ERR_VALUE, "NaN learning rate");
 
     const float bad_scales[] = {0.0f, -1.0f, NAN, INFINITY};
     for (size_t i = 0; i < 4; i++) {
         CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, bad_scales[i],
-                                        ly.accum, &ok, workspace, ws), RBE_ERR_VALUE,
+                                        ly.accum, &ok, 0, workspace, ws), RBE_ERR_VALUE,
                        "bad grad_scale");
     }
 
     float saved = ly.x[100];
     ly.x[100] = NAN;
-    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum, &ok,
+    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum, &ok, 0,
                                     workspace, ws), RBE_ERR_VALUE, "NaN in x");
     ly.x[100] = saved;
     saved = ly.dy[29];
     ly.dy[29] = -INFINITY;
-    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum, &ok,
+    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum, &ok, 0,
                                     workspace, ws), RBE_ERR_VALUE, "infinite dy");
 
     /* 2 * 3 * 1e19 * 1e19 = 6e38 > FLT_MAX, although each product fits. */
     ly.dy[29] = 1e19f;
     ly.x[100] = 1e19f;
-    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum, &ok,
+    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum, &ok, 0,
                                     workspace, ws), RBE_ERR_VALUE, "sum bound exceeded");
     /* A small grad_scale does not help: the unscaled sum would overflow first. */
     CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1e-10f, ly.accum,
-                                    &ok, workspace, ws), RBE_ERR_VALUE,
+                                    &ok, 0, workspace, ws), RBE_ERR_VALUE,
                    "sum bound exceeded with a small grad_scale");
     /* 2 * 100 * 3 * 1e18 * 1e18 = 6e38: the scaled gradient would overflow. */
     ly.dy[29] = 1e18f;
     ly.x[100] = 1e18f;
     CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 100.0f, ly.accum,
-                                    &ok, workspace, ws), RBE_ERR_VALUE,
+                                    &ok, 0, workspace, ws), RBE_ERR_VALUE,
                    "scaled bound exceeded");
-    CHECK(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum, &ok,
+    CHECK(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum, &ok, 0,
                            workspace, ws) == RBE_OK, "large values within the bound");
     memcpy(ly.plane_data, planes_start, 8 * l->plane_bytes);
     memcpy(ly.accum, accum_start, 10 * 48);
@@ -335,7 +341,7 @@ static void check_update_arguments(void)
 
     saved = ly.scale[5];
     ly.scale[5] = 0.0f;
-    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum, &ok,
+    CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum, &ok, 0,
                                     workspace, ws), RBE_ERR_SCALE, "zero scale");
     ly.scale[5] = saved;
 
@@ -348,7 +354,7 @@ static void check_update_arguments(void)
     if (!available) {
         l->isa = missing;
         CHECK_REJECTED(rbe_dense_update(l, ly.planes, ly.scale, ly.x, ly.dy, 3, 1.0f, ly.accum,
-                                        &ok, workspace, ws), RBE_ERR_ISA, "unavailable isa");
+                                        &ok, 0, workspace, ws), RBE_ERR_ISA, "unavailable isa");
         l->isa = RBE_ISA_AUTO;
     }
 

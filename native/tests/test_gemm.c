@@ -3,10 +3,11 @@
  * scalar reference bit for bit, and the scalar reference stays within the
  * float32 accumulation bound of the exact product of its path (masked adds
  * per plane for P = 1, decoded codes and fused multiply-adds for P >= 2).
- * The shapes hit every tail: K of 1 to 1100 around multiples of 16 and the
- * 256- and 512-column runs of the decode kernels, rows around their blocks
- * of 4, 8 and 16, batch 1 to 33 around the tiles and spans of 1, 2, 4 and
- * 8 entries, group sizes that are and are not multiples of 16.
+ * The shapes hit every tail. K runs from 1 to 1100 around multiples of 16
+ * and the 256- and 512-column runs of the decode kernels. Rows fall around
+ * their blocks of 4, 8 and 16, and batch runs from 1 to 33 around the tiles
+ * and spans of 1, 2, 4 and 8 entries. Group sizes are and are not
+ * multiples of 16.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -162,15 +163,19 @@ static int within_float32_bound(const problem *pr, unsigned planes_used, const f
     return 1;
 }
 
+/* Checks P = p for each bit p set in plane_mask (bit p - 1 for P = p). */
 static void check_problem_planes(problem *pr, const rbe_isa *isas, size_t isa_count,
-                                 unsigned first_planes, unsigned planes_step)
+                                 uint32_t plane_mask)
 {
     const rbe_layout *l = &pr->layout;
     size_t count = pr->batch * l->rows;
     float *reference = malloc(count * sizeof(float));
     float *actual = malloc(count * sizeof(float));
 
-    for (unsigned p = first_planes; p <= l->bits; p += planes_step) {
+    for (unsigned p = 1; p <= l->bits; p++) {
+        if (!((plane_mask >> (p - 1)) & 1u)) {
+            continue;
+        }
         pr->layout.isa = RBE_ISA_SCALAR;
         CHECK(rbe_gemm_f32(&pr->layout, pr->planes, p, pr->scale, pr->zero, pr->x, pr->batch,
                            reference, 1) == RBE_OK, "scalar gemm");
@@ -197,13 +202,13 @@ static void check_problem_planes(problem *pr, const rbe_isa *isas, size_t isa_co
 
 static void check_problem(problem *pr, const rbe_isa *isas, size_t isa_count)
 {
-    check_problem_planes(pr, isas, isa_count, 1, 1);
+    check_problem_planes(pr, isas, isa_count, 0xFFFFu);
 }
 
 /*
  * Random shapes around the blocks of the decode kernels: rows 1 to 40,
- * batch 1 to 33 and K from kSweepCols, each checked at P = 1, at B and at
- * a few planes in between.
+ * batch 1 to 33 and K from kSweepCols, each checked at P = 1, 2, B / 2 + 1
+ * and B.
  */
 static void check_random_shapes(const rbe_isa *isas, size_t isa_count)
 {
@@ -211,7 +216,8 @@ static void check_random_shapes(const rbe_isa *isas, size_t isa_count)
 
     while (checked < SWEEP_SHAPES) {
         size_t cols = kSweepCols[next_random() % (sizeof(kSweepCols) / sizeof(kSweepCols[0]))];
-        size_t group = kSweepGroups[next_random() % (sizeof(kSweepGroups) / sizeof(kSweepGroups[0]))];
+        size_t group_index = next_random() % (sizeof(kSweepGroups) / sizeof(kSweepGroups[0]));
+        size_t group = kSweepGroups[group_index];
         unsigned bits = kSweepBits[next_random() % (sizeof(kSweepBits) / sizeof(kSweepBits[0]))];
         size_t rows = 1 + next_random() % 40;
         size_t batch = 1 + next_random() % 33;
@@ -221,7 +227,8 @@ static void check_random_shapes(const rbe_isa *isas, size_t isa_count)
             continue;
         }
         CHECK(problem_make(&pr, rows, cols, bits, group, batch), "problem_make");
-        check_problem_planes(&pr, isas, isa_count, 1 + checked % 2, 1 + bits / 4);
+        uint32_t plane_mask = 1u | 2u | 1u << (bits / 2) | 1u << (bits - 1);
+        check_problem_planes(&pr, isas, isa_count, plane_mask);
         problem_free(&pr);
         checked++;
     }

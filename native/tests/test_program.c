@@ -337,7 +337,7 @@ static void test_step_follows_gradient(void)
     }
     double expected_loss = reference_loss(&f, x, classes);
     float *workspace = new_workspace(&f.program, BATCH, &floats);
-    rbe_status status = rbe_program_step(&f.program, x, BATCH, classes, NULL, &params, &loss,
+    rbe_status status = rbe_program_step(&f.program, x, BATCH, classes, NULL, &params, 0, &loss,
                                          workspace, floats, 1);
     CHECK(status == RBE_OK, "step returned %d", status);
     CHECK(fabs(loss - expected_loss) <= 1e-4 * fabs(expected_loss),
@@ -398,7 +398,12 @@ static size_t state_bytes(const fixture *f)
 }
 
 /* Runs three accumulate-mode steps with the given ISA and thread count; returns the state. */
-static uint8_t *train_three_steps(rbe_isa isa, unsigned threads, float *losses)
+/*
+ * Runs three accumulate-mode steps with the given ISA and thread count and
+ * returns the state. fold 1 folds inside each step, fold 2 calls
+ * rbe_fold_lsb after each step, and fold 0 never folds.
+ */
+static uint8_t *train_three_steps(rbe_isa isa, unsigned threads, int fold, float *losses)
 {
     fixture f;
     float x[BATCH * 37];
@@ -414,9 +419,14 @@ static uint8_t *train_three_steps(rbe_isa isa, unsigned threads, float *losses)
     for (uint64_t step = 0; step < 3; step++) {
         rbe_update_params params = {4, RBE_UPDATE_ACCUMULATE, 0.05f, 3, step};
         rbe_status status = rbe_program_step(&f.program, x, BATCH, classes, NULL, &params,
-                                             &losses[step], workspace, floats, threads);
+                                             fold == 1, &losses[step], workspace, floats,
+                                             threads);
         CHECK(status == RBE_OK, "isa %d threads %u step %u returned %d", isa, threads,
               (unsigned)step, status);
+        /* Dense layers 0 and 2 train; layer 1 is frozen. */
+        for (size_t d = 0; fold == 2 && d < f.dense_count; d += 2) {
+            rbe_fold_lsb(&f.dense[d].layout, f.dense[d].planes, f.dense[d].accum, 4);
+        }
     }
     uint8_t *state = malloc(state_bytes(&f));
     snapshot_planes(&f, state);
@@ -435,7 +445,7 @@ static void test_steps_identical_across_isas(void)
     build(&sizing, 1, RBE_LOSS_CROSS_ENTROPY, 33);
     size_t bytes = state_bytes(&sizing);
     free_fixture(&sizing);
-    uint8_t *reference = train_three_steps(RBE_ISA_SCALAR, 1, reference_losses);
+    uint8_t *reference = train_three_steps(RBE_ISA_SCALAR, 1, 0, reference_losses);
     CHECK(reference_losses[2] < reference_losses[0], "loss did not fall: %g -> %g",
           reference_losses[0], reference_losses[2]);
 
@@ -443,7 +453,7 @@ static void test_steps_identical_across_isas(void)
         rbe_isa isa = i < count ? isas[i] : RBE_ISA_SCALAR;
         unsigned threads = i < count ? 1 : 3;
         float losses[3];
-        uint8_t *state = train_three_steps(isa, threads, losses);
+        uint8_t *state = train_three_steps(isa, threads, 0, losses);
         CHECK(memcmp(state, reference, bytes) == 0,
               "isa %d threads %u: planes or accumulators differ from scalar", isa, threads);
         CHECK(memcmp(losses, reference_losses, sizeof(losses)) == 0,
@@ -451,6 +461,33 @@ static void test_steps_identical_across_isas(void)
         free(state);
     }
     free(reference);
+}
+
+/* Folding inside the step equals stepping, then calling rbe_fold_lsb, on every ISA. */
+static void test_step_fold_matches_fold_lsb(void)
+{
+    rbe_isa isas[4] = {RBE_ISA_SCALAR};
+    size_t count = 1 + available_simd_isas(isas + 1);
+    fixture sizing;
+
+    build(&sizing, 1, RBE_LOSS_CROSS_ENTROPY, 33);
+    size_t bytes = state_bytes(&sizing);
+    free_fixture(&sizing);
+
+    for (size_t i = 0; i < count; i++) {
+        float losses[3];
+        uint8_t *separate = train_three_steps(isas[i], 1, 2, losses);
+        uint8_t *fused = train_three_steps(isas[i], 1, 1, losses);
+        uint8_t *unfolded = train_three_steps(isas[i], 1, 0, losses);
+
+        CHECK(memcmp(separate, fused, bytes) == 0,
+              "isa %d: folding inside the step differs from rbe_fold_lsb after it", isas[i]);
+        CHECK(memcmp(separate, unfolded, bytes) != 0,
+              "isa %d: folding changed nothing, so the comparison proves nothing", isas[i]);
+        free(separate);
+        free(fused);
+        free(unfolded);
+    }
 }
 
 static void test_mse_loss_value(void)
@@ -472,7 +509,7 @@ static void test_mse_loss_value(void)
     for (size_t i = 0; i < BATCH * 5; i++) {
         expected += ((double)y[i] - targets[i]) * ((double)y[i] - targets[i]) / (BATCH * 5);
     }
-    rbe_status status = rbe_program_step(&f.program, x, BATCH, NULL, targets, &params, &loss,
+    rbe_status status = rbe_program_step(&f.program, x, BATCH, NULL, targets, &params, 0, &loss,
                                          workspace, floats, 1);
     CHECK(status == RBE_OK, "mse step returned %d", status);
     CHECK(fabs(loss - expected) <= 1e-6 * expected, "mse loss %g, expected %g", loss, expected);
@@ -491,7 +528,7 @@ static void check_step_fails(fixture *f, const float *x, const int64_t *classes,
     float loss = -1.0f;
 
     snapshot_planes(f, before);
-    rbe_status status = rbe_program_step(&f->program, x, BATCH, classes, NULL, params, &loss,
+    rbe_status status = rbe_program_step(&f->program, x, BATCH, classes, NULL, params, 0, &loss,
                                          workspace, floats, 1);
     snapshot_planes(f, after);
     CHECK(status == expected, "%s: returned %d, expected %d", what, status, expected);
@@ -602,6 +639,7 @@ void test_program(void)
     test_forward_matches_reference(1);
     test_step_follows_gradient();
     test_steps_identical_across_isas();
+    test_step_fold_matches_fold_lsb();
     test_mse_loss_value();
     test_step_errors();
     test_program_check_errors();

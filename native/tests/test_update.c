@@ -306,6 +306,71 @@ static void check_fold(void)
     weights_free(&w);
 }
 
+/* The fold written with plain integer division, as its contract states it. */
+static void reference_fold(uint16_t *code, int8_t *accum, unsigned bits, unsigned upper)
+{
+    int32_t step_codes = 1 << (bits - upper);
+    int32_t fine = (int32_t)*accum * step_codes;
+    int32_t magnitude = fine < 0 ? -fine : fine;
+    int32_t delta_magnitude = (magnitude + 63) / 128;     /* halves toward zero */
+    int32_t delta = fine < 0 ? -delta_magnitude : delta_magnitude;
+    int32_t moved = (int32_t)*code + delta;
+    int32_t max_code = (1 << bits) - 1;
+
+    if (moved < 0 || moved > max_code) {
+        *code = (uint16_t)(moved < 0 ? 0 : max_code);
+        *accum = 0;
+        return;
+    }
+    *code = (uint16_t)moved;
+    *accum = (int8_t)((fine - delta * 128) / step_codes);
+}
+
+/*
+ * Every accumulator value, for every B and U and every kernel family, on
+ * codes near both ends and in the middle. Rows of 263 columns leave a
+ * chunk of 7, so the SIMD kernels' tails run too.
+ */
+static void check_fold_exhaustive(const rbe_isa *isas, size_t isa_count)
+{
+    enum { ROWS = 3, COLS = 263 };
+    size_t mismatches = 0;
+    uint16_t *expected = malloc(ROWS * COLS * sizeof(uint16_t));
+    int8_t *expected_accum = malloc(ROWS * COLS);
+    uint16_t *codes = malloc(ROWS * COLS * sizeof(uint16_t));
+
+    for (unsigned bits = 2; bits <= 16; bits++) {
+        weights w;
+        weights_make(&w, ROWS, COLS, bits, 0);
+        uint16_t max_code = (uint16_t)((1u << bits) - 1);
+        const uint16_t starts[ROWS] = {1, (uint16_t)(max_code / 2), (uint16_t)(max_code - 1)};
+
+        for (unsigned upper = 1; upper <= bits; upper++) {
+            for (size_t f = 0; f <= isa_count; f++) {
+                w.layout.isa = f == 0 ? RBE_ISA_SCALAR : isas[f - 1];
+                for (size_t i = 0; i < ROWS * COLS; i++) {
+                    w.codes[i] = starts[i / COLS];
+                    w.accum[i] = (int8_t)((int)((i * 7) % 256) - 128);
+                    expected[i] = w.codes[i];
+                    expected_accum[i] = w.accum[i];
+                    reference_fold(&expected[i], &expected_accum[i], bits, upper);
+                }
+                rbe_encode(&w.layout, w.codes, w.planes);
+                rbe_fold_lsb(&w.layout, w.planes, w.accum, upper);
+                read_codes(&w, codes);
+                for (size_t i = 0; i < ROWS * COLS; i++) {
+                    mismatches += codes[i] != expected[i] || w.accum[i] != expected_accum[i];
+                }
+            }
+        }
+        weights_free(&w);
+    }
+    free(codes);
+    free(expected);
+    free(expected_accum);
+    CHECK(mismatches == 0, "%zu folds differ from the division-based reference", mismatches);
+}
+
 static void check_arguments(void)
 {
     weights w;
@@ -364,6 +429,7 @@ void test_update(void)
     check_moves();
     check_seeds();
     check_fold();
+    check_fold_exhaustive(isas, isa_count);
     for (size_t bi = 0; bi < sizeof(kBits) / sizeof(kBits[0]); bi++) {
         for (size_t ci = 0; ci < sizeof(kCols) / sizeof(kCols[0]); ci++) {
             for (size_t ri = 0; ri < sizeof(kRows) / sizeof(kRows[0]); ri++) {

@@ -156,40 +156,63 @@ class Adapter:
         if key in self._graphs:
             return self._graphs[key]
 
+        if self.engine == "native":
+            prepared = self._prepare_native(loss, output)
+        else:
+            prepared = self._prepare_onnxruntime(loss, output)
+        dims = static_dims(prepared["output_value"])
+        prepared["classes"] = dims[-1] if dims else None
+        self._graphs[key] = prepared
+        return prepared
+
+    def _prepare_onnxruntime(self, loss: str, output: str) -> Dict:
         graphs = tg.build_training_graphs(self.bundle, self.trainable, loss, output)
         record = tg.training_record(self.bundle) or {}
         if (record.get("loss"), record.get("output")) == (loss, graphs.output) and \
                 sorted(record.get("trainable", [])) == sorted(self.trainable):
             graphs.train_step = tg.load_train_step(self.bundle)
-        prepared = {
-            "graphs": graphs,
-            "backbone": (make_session(graphs.backbone, self.bundle.path, "backbone")
-                         if graphs.backbone is not None else None),
-        }
-        if self.engine == "native":
-            prepared["native"] = self._native_engine(graphs, loss)
-        else:
-            prepared["head"] = make_session(graphs.head, self.bundle.path, "head")
-            prepared["train"] = make_session(graphs.train_step, self.bundle.path, "train_step")
-        prepared["classes"] = self._count_classes(prepared)
-        self._graphs[key] = prepared
+        prepared = self._backbone_part(graphs.backbone, graphs.boundary)
+        prepared.update(
+            graphs=graphs, output=graphs.output,
+            output_value=next(v for v in graphs.head.graph.output if v.name == graphs.output),
+            head=make_session(graphs.head, self.bundle.path, "head"),
+            train=make_session(graphs.train_step, self.bundle.path, "train_step"))
         return prepared
 
-    def _native_engine(self, graphs: TrainingGraphs, loss: str) -> NativeEngine:
-        program = tg.native_program(self.bundle, graphs)
+    def _prepare_native(self, loss: str, output: str) -> Dict:
+        """Load the stored program, or cut the graph and compile one when there is none.
+
+        The stored path skips the graph cut and its shape inference, whose
+        memory would otherwise count against the engine's small footprint.
+        """
+        stored = tg.stored_native_training(self.bundle, self.trainable, output)
+        if stored is not None:
+            program, backbone, boundary = stored
+            value = next(v for v in self._infer.graph.output if v.name == output)
+        else:
+            graphs = tg.build_training_graphs(self.bundle, self.trainable, loss, output)
+            program = tg.compile_native_program(self.bundle, graphs)
+            backbone, boundary = graphs.backbone, graphs.boundary
+            value = next(v for v in graphs.head.graph.output if v.name == graphs.output)
+
         container = self.bundle.container
 
         def packed_of(name: str):
             return self.packed.get(name) or container.packed_tensor(name)
 
-        return NativeEngine(program, packed_of, self.accum, self.optimizer == "scaled", loss,
-                            self._where())
+        prepared = self._backbone_part(backbone, boundary)
+        prepared.update(output=program.output, output_value=value,
+                        native=NativeEngine(program, packed_of, self.accum,
+                                            self.optimizer == "scaled", loss, self._where()))
+        return prepared
 
-    def _count_classes(self, prepared: Dict) -> Optional[int]:
-        graphs: TrainingGraphs = prepared["graphs"]
-        value = next(v for v in graphs.head.graph.output if v.name == graphs.output)
-        dims = static_dims(value)
-        return dims[-1] if dims else None
+    def _backbone_part(self, backbone, boundary: List[str]) -> Dict:
+        if backbone is None:
+            return {"boundary": boundary, "backbone": None}
+        return {"boundary": boundary,
+                "backbone": make_session(backbone, self.bundle.path, "backbone"),
+                "backbone_inputs": {v.name for v in backbone.graph.input},
+                "backbone_outputs": [v.name for v in backbone.graph.output]}
 
     # ---- Data ----
 
@@ -199,13 +222,11 @@ class Adapter:
     def _features(self, prepared: Dict, inputs: Inputs) -> (Dict[str, np.ndarray], int):
         """Check `inputs` and return the boundary tensors (backbone outputs) per example."""
         feeds, count = check_inputs(inputs, self._inputs, self._where())
-        graphs: TrainingGraphs = prepared["graphs"]
-        features = {name: feeds[name] for name in graphs.boundary if name in feeds}
+        features = {name: feeds[name] for name in prepared["boundary"] if name in feeds}
         if prepared["backbone"] is not None:
-            names = [v.name for v in graphs.backbone.graph.output]
-            used = {v.name for v in graphs.backbone.graph.input}
-            values = run_chunked(prepared["backbone"], {n: feeds[n] for n in used}, {}, names,
-                                 self._limit)
+            names = prepared["backbone_outputs"]
+            used = {n: feeds[n] for n in prepared["backbone_inputs"]}
+            values = run_chunked(prepared["backbone"], used, {}, names, self._limit)
             features.update(zip(names, values))
         return features, count
 
@@ -217,8 +238,7 @@ class Adapter:
         return feeds
 
     def _labels(self, prepared, labels, count: int, features, loss: str) -> np.ndarray:
-        graphs: TrainingGraphs = prepared["graphs"]
-        value = next(v for v in graphs.head.graph.output if v.name == graphs.output)
+        value = prepared["output_value"]
         classes = prepared["classes"]
         if classes is None and loss == "cross_entropy":
             # Shape inference left the class axis symbolic, so one forward run
@@ -245,7 +265,7 @@ class Adapter:
         prepared = self._prepare(loss, output)
         features, count = self._features(prepared, inputs)
         targets = self._labels(prepared, labels, count, features, loss)
-        self._loss, self._output = loss, prepared["graphs"].output
+        self._loss, self._output = loss, prepared["output"]
 
         rng = np.random.default_rng(seed)
         batches = _batches(rng, count, batch_size)
@@ -289,13 +309,18 @@ class Adapter:
     def _native_step(self, prepared, features, targets, index, lr: float, seed: int) -> float:
         engine: NativeEngine = prepared["native"]
         boundary = features[engine.program.input][index]
+        # The C core folds during the step when fit() would fold after it.
+        fold = bool(self.accum) and bool(self.fold_every) and \
+            (self.steps_done + 1) % self.fold_every == 0
         value = engine.step(boundary, targets[index], loss=self._loss, lr=float(lr),
                             mode=self.mode, upper_planes=self.upper_planes, seed=seed,
-                            step=self.steps_done)
+                            step=self.steps_done, fold=fold)
         if value is None:
             raise AdaptError(f"{self._where()}: the loss diverged at step {self.steps_done} "
                              "(a non-finite loss or gradient; no plane changed); lower lr")
         self.steps_done += 1
+        if fold:
+            self._folded_at = self.steps_done
         return value
 
     def _apply(self, grads: Dict[str, np.ndarray], lr: float, seed: int) -> None:
@@ -327,10 +352,10 @@ class Adapter:
         return self._run_head(prepared, features)
 
     def _run_head(self, prepared: Dict, features: Dict[str, np.ndarray]) -> np.ndarray:
-        graphs: TrainingGraphs = prepared["graphs"]
         if "native" in prepared:
             engine: NativeEngine = prepared["native"]
             return engine.forward(features[engine.program.input])
+        graphs: TrainingGraphs = prepared["graphs"]
         used = {v.name for v in graphs.head.graph.input}
         boundary = {name: features[name] for name in graphs.boundary if name in used}
         (result,) = run_chunked(prepared["head"], boundary, self._weight_feeds(),

@@ -24,7 +24,7 @@ FORWARD_ROWS = 256
 
 
 class NativeEngine:
-    """Runs forward passes and training steps of one program in the C core.
+    """The C structs of one program, for forward passes and training steps in the C core.
 
     Args:
         program: the compiled head.
@@ -166,8 +166,13 @@ class NativeEngine:
         return result.reshape(features.shape[:-1] + (self.output_width,))
 
     def step(self, features: np.ndarray, labels: np.ndarray, *, loss: str, lr: float,
-             mode: str, upper_planes: int, seed: int, step: int) -> Optional[float]:
-        """Run one training step; return the mean loss, or None when it diverged."""
+             mode: str, upper_planes: int, seed: int, step: int,
+             fold: bool) -> Optional[float]:
+        """Run one training step; return the mean loss, or None when it diverged.
+
+        With `fold`, each row's accumulators are folded into the lower planes
+        right after its step, as a following fold_lsb would fold them.
+        """
         rows = self.rows_of(features)
         classes, targets = _native.ffi.NULL, _native.ffi.NULL
         if loss == "cross_entropy":
@@ -188,7 +193,7 @@ class NativeEngine:
         workspace, size = self._workspace_for(rows.shape[0])
         status = _native.lib.rbe_program_step(
             self._program, _native.pointer(rows, "float[]"), rows.shape[0], classes, targets,
-            params, value, workspace, size, self.threads)
+            params, 1 if fold else 0, value, workspace, size, self.threads)
         if status == _native.lib.RBE_ERR_VALUE:
             return None
         _native.check(status, f"{self.where}: native training step")

@@ -10,7 +10,7 @@ a record whose files are complete.
 import hashlib
 import logging
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import onnx
 from google.protobuf.message import DecodeError
@@ -92,15 +92,23 @@ def compile_native_program(bundle: Bundle, graphs: TrainingGraphs) -> NativeProg
                         packed_info, str(bundle.path / "infer.onnx"))
 
 
-def native_program(bundle: Bundle, graphs: TrainingGraphs) -> NativeProgram:
-    """Return the bundle's stored program when it matches `graphs`, else compile one."""
+def stored_native_training(bundle: Bundle, trainable: Sequence[str], output: str
+                           ) -> Optional[Tuple[NativeProgram, Optional[onnx.ModelProto], List[str]]]:
+    """Return (program, backbone, boundary) stored for this trainable set and output, or None.
+
+    The files are checked against their SHA-256 in manifest.json.
+    """
     record = training_record(bundle) or {}
-    if record.get("native_program") == PROGRAM_FILE and record.get("output") == graphs.output \
-            and sorted(record["trainable"]) == sorted(graphs.trainable):
-        document = _read_checked(bundle, PROGRAM_FILE)
-        params = _read_checked(bundle, PARAMS_FILE)
-        return load_program(document, params, str(bundle.path / PROGRAM_FILE))
-    return compile_native_program(bundle, graphs)
+    if record.get("native_program") != PROGRAM_FILE or record.get("output") != output or \
+            sorted(record["trainable"]) != sorted(trainable):
+        return None
+    document = _read_checked(bundle, PROGRAM_FILE)
+    params = _read_checked(bundle, PARAMS_FILE)
+    program = load_program(document, params, str(bundle.path / PROGRAM_FILE))
+    backbone = None
+    if BACKBONE_FILE in bundle.manifest["files"]:
+        backbone = onnx.ModelProto.FromString(_read_checked(bundle, BACKBONE_FILE))
+    return program, backbone, list(record["boundary"])
 
 
 def _write_native_program(bundle: Bundle, graphs: TrainingGraphs) -> Dict:

@@ -1,5 +1,6 @@
 /*
- * AVX2 bit-serial product, 4 rows at a time. Each 16-lane accumulator is a
+ * AVX2 bit-serial product for P = 1 (see rbe_gemm_uses_decode for larger
+ * P), 4 rows at a time. Each 16-lane accumulator is a
  * pair of 8-float registers. A plane byte becomes a lane mask by shifting
  * each lane's bit into the sign position, and blendv adds x only where the
  * bit is set. Elsewhere it adds +0.0, which leaves the sum unchanged because

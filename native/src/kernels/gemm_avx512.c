@@ -1,15 +1,14 @@
 /*
- * AVX-512 bit-serial product, 16 rows at a time. A 16-bit slice of a plane
- * row is itself the write mask of a masked add, so each plane costs one
+ * AVX-512 bit-serial product for P = 1, 16 rows at a time; larger P take
+ * the decode path (gemm_decode_avx512.c). A 16-bit slice of a plane row is
+ * itself the write mask of a masked add, so each plane costs one
  * instruction per 16 weights, and one load of x feeds 16 rows. Sixteen
- * independent accumulators hide the add latency. Decoding codes and
- * multiplying would cost the same at every P; bit-serial adds make the work
- * proportional to P, which is what progressive precision needs.
+ * independent accumulators hide the add latency.
  *
- * NOTE: on the Zen 4 development machine this kernel runs at 1.0e9 to
- * 1.9e9 masked adds per second. The same loop with constant masks runs at
- * 6e9 to 7e9, so loading each 16-bit mask into a mask register is the
- * bottleneck. The throughput targets in docs/benchmarks.md are not met.
+ * On the Zen 4 development machine this kernel runs at 1.0e9 to 1.9e9
+ * masked adds per second. The same loop with constant masks runs at 6e9 to
+ * 7e9, so loading each 16-bit mask into a mask register is the bottleneck;
+ * from P = 2 on, decoding and multiplying is faster.
  */
 #include "../internal.h"
 

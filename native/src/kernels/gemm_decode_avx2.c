@@ -1,10 +1,9 @@
 /*
  * AVX2 decode path of the product (see rbe_gemm_uses_decode), laid out as
- * gemm_decode_avx512.c: 4 rows decoded per run of 256 columns into a small
- * buffer of integer codes, then one fused multiply-add per 8 weights and
- * batch entry. AVX2 has no bit transpose, so each plane becomes 16-bit
- * lanes by a broadcast, a test of the lane's bit (and, compare) and an or
- * of the plane's bit value: 4 instructions per plane and 16 weights. The
+ * gemm_decode_avx512.c. It decodes 4 rows per run of 256 columns into a
+ * small buffer of integer codes. Then each 8 weights and batch entry take
+ * one fused multiply-add. The codes come from a byte transpose by unpacks
+ * and an 8x8 bit transpose by shifts and masks, as AVX2 has no GFNI. The
  * 16 lanes of the accumulation order are two registers of 8.
  *
  * The AVX-512 family also runs this kernel on CPUs without VBMI or GFNI.
@@ -13,6 +12,7 @@
 
 #ifdef RBE_HAVE_X86
 #include <immintrin.h>
+#include <string.h>
 
 #define RBE_TARGET_DECODE __attribute__((target("avx2,fma")))
 #define RBE_ALWAYS_INLINE inline __attribute__((always_inline))
@@ -21,7 +21,7 @@
 #define CHUNK_BLOCKS (CHUNK_COLS / 16)
 /* Rows decoded per chunk; they share the copy and the sums of x. */
 #define ROWS_PER_STEP 4
-/* Batch entries of one pass over the row block; x_copy holds their chunk. */
+/* Batch entries of one pass over the row block; x_copy contains their chunk. */
 #define BATCH_SPAN 8
 
 typedef struct chunk {
@@ -83,30 +83,143 @@ static RBE_ALWAYS_INLINE float reduce_lanes(lanes16 v)
     return _mm_cvtss_f32(level1);
 }
 
-/* Writes the codes c_P of one row's chunk; plane p gives bit B-1-p. */
+/*
+ * Transposes the 8x8 bit matrix in each 64-bit lane: bit 8 r + c moves to
+ * bit 8 c + r, by three rounds of swapping blocks across the diagonal.
+ */
+RBE_TARGET_DECODE
+static RBE_ALWAYS_INLINE __m256i transpose_bits(__m256i x)
+{
+    const __m256i swap1 = _mm256_set1_epi64x(0x00AA00AA00AA00AAll);
+    const __m256i swap2 = _mm256_set1_epi64x(0x0000CCCC0000CCCCll);
+    const __m256i swap4 = _mm256_set1_epi64x(0x00000000F0F0F0F0ll);
+    __m256i t;
+
+    t = _mm256_and_si256(_mm256_xor_si256(x, _mm256_srli_epi64(x, 7)), swap1);
+    x = _mm256_xor_si256(x, _mm256_xor_si256(t, _mm256_slli_epi64(t, 7)));
+    t = _mm256_and_si256(_mm256_xor_si256(x, _mm256_srli_epi64(x, 14)), swap2);
+    x = _mm256_xor_si256(x, _mm256_xor_si256(t, _mm256_slli_epi64(t, 14)));
+    t = _mm256_and_si256(_mm256_xor_si256(x, _mm256_srli_epi64(x, 28)), swap4);
+    return _mm256_xor_si256(x, _mm256_xor_si256(t, _mm256_slli_epi64(t, 28)));
+}
+
+RBE_TARGET_DECODE
+static RBE_ALWAYS_INLINE __m256i unpack8(__m256i a, __m256i b, int high, int used)
+{
+    if (!used) {
+        return _mm256_setzero_si256();
+    }
+    return high ? _mm256_unpackhi_epi8(a, b) : _mm256_unpacklo_epi8(a, b);
+}
+
+RBE_TARGET_DECODE
+static RBE_ALWAYS_INLINE __m256i unpack16(__m256i a, __m256i b, int high, int used)
+{
+    if (!used) {
+        return _mm256_setzero_si256();
+    }
+    return high ? _mm256_unpackhi_epi16(a, b) : _mm256_unpacklo_epi16(a, b);
+}
+
+/*
+ * Turns 8 registers of plane bytes (slot s of a byte group) into 8 registers
+ * of code bytes with bit s from slot s. A byte transpose by unpacks gathers
+ * the 8 slots of each 8-column group into one qword, and transpose_bits
+ * turns it into one code byte per column. The unpacks work inside 128-bit
+ * lanes, so lane L of output register i contains block 8 L + i. Bit s of
+ * `used` is set when slot s may be nonzero, and unpacks of zeros are skipped.
+ */
+RBE_TARGET_DECODE
+static RBE_ALWAYS_INLINE void transpose_slots(const __m256i *slot, unsigned used,
+                                              __m256i *codes)
+{
+    for (int a = 0; a < 2; a++) {
+        __m256i pair01 = unpack8(slot[0], slot[1], a, used & 0x03u);
+        __m256i pair23 = unpack8(slot[2], slot[3], a, used & 0x0Cu);
+        __m256i pair45 = unpack8(slot[4], slot[5], a, used & 0x30u);
+        __m256i pair67 = unpack8(slot[6], slot[7], a, used & 0xC0u);
+        for (int b = 0; b < 2; b++) {
+            __m256i quad0 = unpack16(pair01, pair23, b, used & 0x0Fu);
+            __m256i quad1 = unpack16(pair45, pair67, b, used & 0xF0u);
+            for (int c = 0; c < 2; c++) {
+                __m256i octet = c ? _mm256_unpackhi_epi32(quad0, quad1)
+                                  : _mm256_unpacklo_epi32(quad0, quad1);
+                codes[4 * a + 2 * b + c] = transpose_bits(octet);
+            }
+        }
+    }
+}
+
+/* Loads the first `bytes` (below 32) plane bytes, zero past them. */
+RBE_TARGET_DECODE
+static __m256i load_partial(const uint8_t *plane, size_t bytes)
+{
+    uint8_t padded[32] = {0};
+
+    memcpy(padded, plane, bytes);
+    return _mm256_loadu_si256((const __m256i *)padded);
+}
+
+/* Loads the 32 plane bytes of code bit `bit` (zero when no used plane gives it). */
+RBE_TARGET_DECODE
+static RBE_ALWAYS_INLINE __m256i load_slot(const rbe_gemm_args *args, unsigned bit,
+                                           size_t offset, size_t bytes)
+{
+    unsigned bits = args->layout->bits;
+
+    if (bit >= bits || bits - 1 - bit >= args->planes_used) {
+        return _mm256_setzero_si256();
+    }
+    const uint8_t *plane = args->planes[bits - 1 - bit] + offset;
+    if (bytes >= 32) {
+        return _mm256_loadu_si256((const __m256i *)plane);
+    }
+    return load_partial(plane, bytes);
+}
+
+/*
+ * Writes the codes c_P of one row's chunk in column order. Plane p gives
+ * bit B-1-p, so the low byte of a code comes from the slots of bits 0..7
+ * and the high byte from bits 8..15. Bytes past the chunk load as zero.
+ */
 RBE_TARGET_DECODE
 static void decode_row_chunk(const rbe_gemm_args *args, size_t r, const chunk *ch,
                              span_state *st)
 {
     const rbe_layout *layout = args->layout;
-    const __m256i lane_bit = _mm256_setr_epi16(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024,
-                                               2048, 4096, 8192, 16384, (short)0x8000);
+    unsigned bits = layout->bits;
+    unsigned first_bit = bits > args->planes_used ? bits - args->planes_used : 0;
+    unsigned used = ((1u << bits) - 1u) & ~((1u << first_bit) - 1u);
     size_t offset = (st->first_row + r) * layout->row_stride + ch->first_col / 8;
     size_t bytes = (ch->cols + 7) / 8;
+    uint16_t *out = st->codes[r];
+    __m256i slot[16];
+    __m256i low[8];
+    __m256i high[8];
 
-    for (size_t t = 0; t < ch->blocks; t++) {
-        __m256i code = _mm256_setzero_si256();
-
-        for (unsigned p = 0; p < args->planes_used; p++) {
-            const uint8_t *at = args->planes[p] + offset + 2 * t;
-            /* The second byte of a partial last block may lie past the row. */
-            unsigned word = at[0] | (2 * t + 1 < bytes ? (unsigned)at[1] << 8 : 0u);
-            __m256i set = _mm256_and_si256(_mm256_set1_epi16((short)word), lane_bit);
-            __m256i mask = _mm256_cmpeq_epi16(set, lane_bit);
-            __m256i value = _mm256_set1_epi16((short)(1u << (layout->bits - 1 - p)));
-            code = _mm256_or_si256(code, _mm256_and_si256(mask, value));
+    for (unsigned bit = 0; bit < 8; bit++) {
+        slot[bit] = load_slot(args, bit, offset, bytes);
+    }
+    transpose_slots(slot, used & 0xFFu, low);
+    if (bits > 8) {
+        for (unsigned bit = 8; bit < 16; bit++) {
+            slot[bit] = load_slot(args, bit, offset, bytes);
         }
-        _mm256_storeu_si256((__m256i *)(st->codes[r] + 16 * t), code);
+        transpose_slots(slot + 8, used >> 8, high);
+    } else {
+        for (int i = 0; i < 8; i++) {
+            high[i] = _mm256_setzero_si256();
+        }
+    }
+
+    /* Register i contains blocks i (lane 0) and 8 + i (lane 1). */
+    for (int i = 0; i < 8; i++) {
+        __m256i first = _mm256_unpacklo_epi8(low[i], high[i]);
+        __m256i second = _mm256_unpackhi_epi8(low[i], high[i]);
+        _mm256_storeu_si256((__m256i *)(out + 16 * i),
+                            _mm256_permute2x128_si256(first, second, 0x20));
+        _mm256_storeu_si256((__m256i *)(out + 16 * (8 + i)),
+                            _mm256_permute2x128_si256(first, second, 0x31));
     }
 }
 
@@ -126,9 +239,14 @@ static void load_x_chunk(const rbe_gemm_args *args, const chunk *ch, span_state 
 
         for (size_t t = 0; t < ch->blocks; t++) {
             float *copy = st->x_copy[i] + 16 * t;
-            size_t valid = ch->cols - 16 * t < 16 ? ch->cols - 16 * t : 16;
-            for (size_t j = 0; j < 16; j++) {
-                copy[j] = j < valid ? x_row[16 * t + j] : 0.0f;
+            size_t valid = ch->cols - 16 * t;
+            if (valid >= 16) {
+                _mm256_storeu_ps(copy, _mm256_loadu_ps(x_row + 16 * t));
+                _mm256_storeu_ps(copy + 8, _mm256_loadu_ps(x_row + 16 * t + 8));
+            } else {
+                for (size_t j = 0; j < 16; j++) {
+                    copy[j] = j < valid ? x_row[16 * t + j] : 0.0f;
+                }
             }
             lanes.low = _mm256_add_ps(lanes.low, _mm256_loadu_ps(copy));
             lanes.high = _mm256_add_ps(lanes.high, _mm256_loadu_ps(copy + 8));
@@ -151,7 +269,7 @@ static RBE_ALWAYS_INLINE __m256 load_weights(const uint16_t *codes)
 
 /*
  * Multiplies the chunk's codes of `tile_rows` rows from r with `tile_batch`
- * batch entries from span index first; both are constants in every caller,
+ * batch entries from span index first. Both are constants in every caller,
  * so the accumulators stay in registers.
  */
 RBE_TARGET_DECODE
@@ -161,52 +279,68 @@ static RBE_ALWAYS_INLINE void multiply_tile(const rbe_gemm_args *args, const chu
 {
     const rbe_layout *layout = args->layout;
     float center_offset = rbe_center_offset(layout->bits, args->planes_used);
-    lanes16 acc[ROWS_PER_STEP][4];
+    __m256 low[ROWS_PER_STEP][4];
+    __m256 high[ROWS_PER_STEP][4];
     int end = 0;
 
+#pragma GCC unroll 4
     for (int q = 0; q < tile_rows; q++) {
+#pragma GCC unroll 4
         for (int i = 0; i < tile_batch; i++) {
-            acc[q][i] = st->acc[r + (size_t)q][first + (size_t)i];
+            low[q][i] = st->acc[r + (size_t)q][first + (size_t)i].low;
+            high[q][i] = st->acc[r + (size_t)q][first + (size_t)i].high;
         }
     }
 
     for (size_t t = 0; t < ch->blocks; t++) {
-        for (int half = 0; half < 2; half++) {
-            __m256 weight[ROWS_PER_STEP];
+        __m256 weight_low[ROWS_PER_STEP];
+        __m256 weight_high[ROWS_PER_STEP];
+
+#pragma GCC unroll 4
+        for (int q = 0; q < tile_rows; q++) {
+            weight_low[q] = load_weights(st->codes[r + (size_t)q] + 16 * t);
+            weight_high[q] = load_weights(st->codes[r + (size_t)q] + 16 * t + 8);
+        }
+#pragma GCC unroll 4
+        for (int i = 0; i < tile_batch; i++) {
+            const float *x_block = st->x_copy[first + (size_t)i] + 16 * t;
+            __m256 x_low = _mm256_loadu_ps(x_block);
+            __m256 x_high = _mm256_loadu_ps(x_block + 8);
+#pragma GCC unroll 4
             for (int q = 0; q < tile_rows; q++) {
-                weight[q] = load_weights(st->codes[r + (size_t)q] + 16 * t + 8 * half);
-            }
-            for (int i = 0; i < tile_batch; i++) {
-                __m256 x_half = _mm256_loadu_ps(st->x_copy[first + (size_t)i] + 16 * t + 8 * half);
-                for (int q = 0; q < tile_rows; q++) {
-                    __m256 *lane = half ? &acc[q][i].high : &acc[q][i].low;
-                    *lane = _mm256_fmadd_ps(x_half, weight[q], *lane);
-                }
+                low[q][i] = _mm256_fmadd_ps(x_low, weight_low[q], low[q][i]);
+                high[q][i] = _mm256_fmadd_ps(x_high, weight_high[q], high[q][i]);
             }
         }
 
         if ((ch->group_ends >> t) & 1u) {
             size_t g = (ch->first_col + 16 * t) / layout->group_size;
+#pragma GCC unroll 4
             for (int q = 0; q < tile_rows; q++) {
                 size_t row = st->first_row + r + (size_t)q;
                 size_t param = row * layout->groups + g;
+#pragma GCC unroll 4
                 for (int i = 0; i < tile_batch; i++) {
                     float *y = args->y + (st->first_m + first + (size_t)i) * layout->rows + row;
-                    *y = rbe_gemm_add_group_sums(*y, reduce_lanes(acc[q][i]),
+                    lanes16 sum = {low[q][i], high[q][i]};
+                    *y = rbe_gemm_add_group_sums(*y, reduce_lanes(sum),
                                                  st->x_sums[first + (size_t)i][end],
                                                  args->scale[param], center_offset,
                                                  args->zero[param]);
-                    acc[q][i].low = _mm256_setzero_ps();
-                    acc[q][i].high = _mm256_setzero_ps();
+                    low[q][i] = _mm256_setzero_ps();
+                    high[q][i] = _mm256_setzero_ps();
                 }
             }
             end++;
         }
     }
 
+#pragma GCC unroll 4
     for (int q = 0; q < tile_rows; q++) {
+#pragma GCC unroll 4
         for (int i = 0; i < tile_batch; i++) {
-            st->acc[r + (size_t)q][first + (size_t)i] = acc[q][i];
+            st->acc[r + (size_t)q][first + (size_t)i].low = low[q][i];
+            st->acc[r + (size_t)q][first + (size_t)i].high = high[q][i];
         }
     }
 }
@@ -219,7 +353,10 @@ static RBE_ALWAYS_INLINE void multiply_tile(const rbe_gemm_args *args, const chu
 RBE_TARGET_DECODE
 static void multiply_chunk(const rbe_gemm_args *args, const chunk *ch, span_state *st)
 {
-    size_t tile_batch = st->batch >= 4 ? 4 : st->batch >= 2 ? 2 : 1;
+    size_t tile_batch = 1;
+    while (tile_batch < 4 && tile_batch * 2 <= st->batch) {
+        tile_batch *= 2;
+    }
     size_t tile_rows = 4 / tile_batch;
 
     for (size_t r = 0; r < st->rows; r += tile_rows) {

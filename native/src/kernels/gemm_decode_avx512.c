@@ -3,11 +3,11 @@
  * and a run of 512 columns it loads 64 bytes of every used plane and turns
  * them into 512 codes per row with a byte transpose (unpack instructions)
  * and one GFNI 8x8 bit transpose per 8 columns. The codes go to a small
- * integer buffer; each 16-column block of codes then becomes one vector of
+ * integer buffer. Each 16-column block of codes then becomes one vector of
  * floats that feeds one fused multiply-add per batch entry, so a batch
  * reuses every decoded block. Masked adds per plane cost 1 to 2 cycles per
  * 16 weights and plane on Zen 4, because each 16-bit mask must move into a
- * mask register; this path costs about the same for any P.
+ * mask register, while this path costs about the same for any P.
  *
  * Order: the accumulator of (row, batch entry) is lane j of one vector,
  * fed in increasing k and reduced when its group ends, as the scalar
@@ -26,8 +26,14 @@
 #define CHUNK_BLOCKS (CHUNK_COLS / 16)
 /* Rows decoded per chunk; they share the copy and the sums of x. */
 #define ROWS_PER_STEP 8
-/* Batch entries of one pass over the row block; x_copy holds their chunk. */
+/* Batch entries of one pass over the row block; x_copy contains their chunk. */
 #define BATCH_SPAN 8
+/*
+ * Row blocks ahead whose planes are prefetched into L2. Without prefetch,
+ * the 8 rows times P planes of streams left the kernel waiting on memory
+ * (2x slower at 8192 x 8192). Distances of 1, 2 and 4 blocks measured alike.
+ */
+#define PREFETCH_BLOCKS 2
 
 typedef struct chunk {
     size_t first_col;
@@ -97,13 +103,6 @@ static RBE_ALWAYS_INLINE float reduce_lanes(__m512 v)
     return _mm_cvtss_f32(level1);
 }
 
-/*
- * Turns 8 registers of plane bytes (slot s of a byte group) into 8 registers
- * of codes: a byte transpose by unpacks gathers the 8 slots of each 8-column
- * group into one qword, and gf2p8affineqb with the data as its matrix moves
- * bit c of slot s to bit 7 - s of byte c. The unpacks work inside 128-bit
- * lanes, so lane L of output register i holds block 8 L + i.
- */
 RBE_TARGET_DECODE
 static RBE_ALWAYS_INLINE __m512i unpack8(__m512i a, __m512i b, int high, int used)
 {
@@ -122,7 +121,14 @@ static RBE_ALWAYS_INLINE __m512i unpack16(__m512i a, __m512i b, int high, int us
     return high ? _mm512_unpackhi_epi16(a, b) : _mm512_unpacklo_epi16(a, b);
 }
 
-/* Bit s of `used` tells that slot s may be nonzero; unpacks of zeros are skipped. */
+/*
+ * Turns 8 registers of plane bytes (slot s of a byte group) into 8 registers
+ * of codes. A byte transpose by unpacks gathers the 8 slots of each 8-column
+ * group into one qword. Then gf2p8affineqb, with the data as its matrix,
+ * moves bit c of slot s to bit 7 - s of byte c. The unpacks work inside 128-bit
+ * lanes, so lane L of output register i contains block 8 L + i. Bit s of
+ * `used` is set when slot s may be nonzero, and unpacks of zeros are skipped.
+ */
 RBE_TARGET_DECODE
 static RBE_ALWAYS_INLINE void transpose_slots(const __m512i *slot, unsigned used,
                                               __m512i *codes)
@@ -147,19 +153,29 @@ static RBE_ALWAYS_INLINE void transpose_slots(const __m512i *slot, unsigned used
 }
 
 /*
- * Byte permutations that make (low byte, high byte) words of the codes in
- * one register: `first_words` for its lanes 0 and 1, `second_words` for 2, 3.
+ * What decode_row_chunk needs besides the row: the plane of each slot and
+ * two byte permutations. These make (low byte, high byte) words of the
+ * codes in one register: `first_words` from its lanes 0 and 1, and
+ * `second_words` from lanes 2 and 3.
  */
-typedef struct word_indexes {
+typedef struct decode_plan {
+    const uint8_t *slot_plane[16];
+    unsigned used;                 /* bit s: slot s contains a plane */
     __m512i first_words;
     __m512i second_words;
-} word_indexes;
+} decode_plan;
 
 RBE_TARGET_DECODE
-static word_indexes make_word_indexes(void)
+static void make_decode_plan(const rbe_gemm_args *args, decode_plan *plan)
 {
-    word_indexes result;
+    unsigned first_slot = 16 - args->layout->bits;
     uint8_t first[64], second[64];
+
+    for (unsigned s = 0; s < 16; s++) {
+        int has_plane = s >= first_slot && s < first_slot + args->planes_used;
+        plan->slot_plane[s] = args->planes[has_plane ? s - first_slot : 0];
+    }
+    plan->used = ((1u << args->planes_used) - 1u) << first_slot;
 
     for (int j = 0; j < 32; j++) {
         first[2 * j] = (uint8_t)j;
@@ -167,58 +183,59 @@ static word_indexes make_word_indexes(void)
         second[2 * j] = (uint8_t)(32 + j);
         second[2 * j + 1] = (uint8_t)(96 + j);
     }
-    result.first_words = _mm512_loadu_si512(first);
-    result.second_words = _mm512_loadu_si512(second);
-    return result;
+    plan->first_words = _mm512_loadu_si512(first);
+    plan->second_words = _mm512_loadu_si512(second);
+}
+
+/*
+ * Loads the 64 plane bytes of slot s at offset, zero for an unused slot.
+ * Whole chunks avoid the masked load: moving a mask into a mask register
+ * costs several cycles on Zen 4.
+ */
+RBE_TARGET_DECODE
+static RBE_ALWAYS_INLINE __m512i load_slot(const decode_plan *plan, unsigned s, size_t offset,
+                                           __mmask64 valid)
+{
+    if (!((plan->used >> s) & 1u)) {
+        return _mm512_setzero_si512();
+    }
+    if (valid == ~(__mmask64)0) {
+        return _mm512_loadu_si512(plan->slot_plane[s] + offset);
+    }
+    return _mm512_maskz_loadu_epi8(valid, plan->slot_plane[s] + offset);
 }
 
 /*
  * Writes the codes c_P of one row's chunk: plane p gives bit B-1-p. Code
  * bits 8..15 come from slots 0..7 and bits 0..7 from slots 8..15, slot
  * 16 - B + p holding plane p. Bytes past the chunk load as zero, so all
- * 512 codes are written. The planes of the next row block are prefetched
- * into L2; the hardware prefetcher alone left this loop waiting on memory
- * with 8 rows times P planes of streams.
+ * 512 codes are written.
  */
 RBE_TARGET_DECODE
-static RBE_ALWAYS_INLINE __m512i load_slot(const rbe_gemm_args *args, const chunk *ch,
-                                           unsigned s, size_t offset, size_t ahead)
-{
-    const rbe_layout *layout = args->layout;
-    unsigned first_slot = 16 - layout->bits;
-    size_t bytes = (ch->cols + 7) / 8;
-
-    if (s < first_slot || s >= first_slot + args->planes_used) {
-        return _mm512_setzero_si512();
-    }
-    const uint8_t *plane = args->planes[s - first_slot];
-    if (ahead + 64 <= layout->plane_bytes) {
-        _mm_prefetch((const char *)(plane + ahead), _MM_HINT_T1);
-    }
-    if (bytes >= 64) {
-        return _mm512_loadu_si512(plane + offset);
-    }
-    return _mm512_maskz_loadu_epi8(((__mmask64)1 << bytes) - 1, plane + offset);
-}
-
-RBE_TARGET_DECODE
 static void decode_row_chunk(const rbe_gemm_args *args, size_t r, const chunk *ch,
-                             const word_indexes *words, span_state *st)
+                             const decode_plan *plan, span_state *st)
 {
     const rbe_layout *layout = args->layout;
     size_t offset = (st->first_row + r) * layout->row_stride + ch->first_col / 8;
-    size_t ahead = offset + ROWS_PER_STEP * layout->row_stride;
-    unsigned first_slot = 16 - layout->bits;
-    unsigned used = ((1u << args->planes_used) - 1u) << first_slot;
+    size_t ahead = offset + PREFETCH_BLOCKS * ROWS_PER_STEP * layout->row_stride;
+    size_t bytes = (ch->cols + 7) / 8;
+    __mmask64 valid = bytes >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << bytes) - 1);
     __m512i slot[16];
     __m512i low[8];
     __m512i high[8];
 
+    if (ahead + 64 <= layout->plane_bytes) {
+        for (unsigned p = 0; p < args->planes_used; p++) {
+            _mm_prefetch((const char *)(args->planes[p] + ahead), _MM_HINT_T1);
+        }
+    }
+
 #pragma GCC unroll 8
     for (unsigned s = 8; s < 16; s++) {
-        slot[s] = load_slot(args, ch, s, offset, ahead);
+        slot[s] = load_slot(plan, s, offset, valid);
     }
-    transpose_slots(slot + 8, used >> 8, low);
+
+    transpose_slots(slot + 8, plan->used >> 8, low);
     if (!st->wide) {
 #pragma GCC unroll 8
         for (int i = 0; i < 8; i++) {
@@ -229,24 +246,24 @@ static void decode_row_chunk(const rbe_gemm_args *args, size_t r, const chunk *c
 
 #pragma GCC unroll 8
     for (unsigned s = 0; s < 8; s++) {
-        slot[s] = load_slot(args, ch, s, offset, ahead);
+        slot[s] = load_slot(plan, s, offset, valid);
     }
-    transpose_slots(slot, used & 0xFFu, high);
+    transpose_slots(slot, plan->used & 0xFFu, high);
 #pragma GCC unroll 8
     for (int i = 0; i < 8; i++) {
         uint16_t *out = st->codes.wide[r] + 64 * i;
-        _mm512_storeu_si512(out, _mm512_permutex2var_epi8(low[i], words->first_words, high[i]));
+        _mm512_storeu_si512(out, _mm512_permutex2var_epi8(low[i], plan->first_words, high[i]));
         _mm512_storeu_si512(out + 32,
-                            _mm512_permutex2var_epi8(low[i], words->second_words, high[i]));
+                            _mm512_permutex2var_epi8(low[i], plan->second_words, high[i]));
     }
 }
 
 /*
  * Points x_chunk at the span's x for the chunk: x itself for one batch entry
- * and whole blocks, else a copy in x_copy, zero past the last column, so
- * that the inner loop needs no masks and rows K floats apart do not compete
- * for the same cache sets when K is a power of two. Adds x to the running
- * x lanes and keeps each group's sum.
+ * and whole blocks, else a copy in x_copy that is zero past the last column.
+ * The copy spares the inner loop any masks, and it keeps rows K floats
+ * apart from competing for the same cache sets when K is a power of two.
+ * Adds x to the running x lanes and keeps each group's sum.
  */
 RBE_TARGET_DECODE
 static void load_x_chunk(const rbe_gemm_args *args, const chunk *ch, span_state *st)
@@ -261,8 +278,10 @@ static void load_x_chunk(const rbe_gemm_args *args, const chunk *ch, span_state 
         int end = 0;
 
         for (size_t t = 0; t < ch->blocks; t++) {
-            size_t valid = ch->cols - 16 * t < 16 ? ch->cols - 16 * t : 16;
-            __m512 value = _mm512_maskz_loadu_ps((__mmask16)((1u << valid) - 1u), x_row + 16 * t);
+            size_t valid = ch->cols - 16 * t;
+            __m512 value = valid >= 16 ? _mm512_loadu_ps(x_row + 16 * t)
+                                       : _mm512_maskz_loadu_ps((__mmask16)((1u << valid) - 1u),
+                                                               x_row + 16 * t);
             if (copy) {
                 _mm512_storeu_ps(st->x_copy[i] + 16 * t, value);
             }
@@ -277,24 +296,22 @@ static void load_x_chunk(const rbe_gemm_args *args, const chunk *ch, span_state 
 }
 
 RBE_TARGET_DECODE
-static RBE_ALWAYS_INLINE __m512 load_weights(const span_state *st, size_t r, size_t t,
-                                             const int wide)
+static RBE_ALWAYS_INLINE __m512 load_weights(const void *codes, size_t t, const int wide)
 {
-    size_t at = block_offset(t);
-
     if (wide) {
-        __m256i block = _mm256_loadu_si256((const __m256i *)(st->codes.wide[r] + at));
-        return _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(block));
+        const uint16_t *block = (const uint16_t *)codes + block_offset(t);
+        __m256i words = _mm256_loadu_si256((const __m256i *)block);
+        return _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(words));
     }
-    __m128i block = _mm_loadu_si128((const __m128i *)(st->codes.narrow[r] + at));
-    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(block));
+    const uint8_t *block = (const uint8_t *)codes + block_offset(t);
+    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)block)));
 }
 
 /*
  * Multiplies the chunk's codes of `tile_rows` rows from r with `tile_batch`
  * batch entries from span index first. Both are constants in every caller,
- * so the tile_rows * tile_batch accumulators stay in registers; 8 of them
- * hide the latency of the fused multiply-add.
+ * so the tile_rows * tile_batch accumulators stay in registers. Eight of
+ * them hide the latency of the fused multiply-add.
  */
 RBE_TARGET_DECODE
 static RBE_ALWAYS_INLINE void multiply_tile(const rbe_gemm_args *args, const chunk *ch,
@@ -304,6 +321,9 @@ static RBE_ALWAYS_INLINE void multiply_tile(const rbe_gemm_args *args, const chu
 {
     const rbe_layout *layout = args->layout;
     float center_offset = rbe_center_offset(layout->bits, args->planes_used);
+    const uint8_t *codes = wide ? (const uint8_t *)st->codes.wide[r] : st->codes.narrow[r];
+    size_t row_bytes = wide ? CHUNK_COLS * 2 : CHUNK_COLS;
+    const float *x_chunk = st->x_chunk + first * CHUNK_COLS;
     __m512 acc[ROWS_PER_STEP][BATCH_SPAN];
     int end = 0;
 
@@ -320,12 +340,15 @@ static RBE_ALWAYS_INLINE void multiply_tile(const rbe_gemm_args *args, const chu
 
 #pragma GCC unroll 8
         for (int q = 0; q < tile_rows; q++) {
-            weight[q] = load_weights(st, r + (size_t)q, t, wide);
+            weight[q] = load_weights(codes + (size_t)q * row_bytes, t, wide);
         }
 #pragma GCC unroll 8
         for (int i = 0; i < tile_batch; i++) {
-            const float *x_block_at = st->x_chunk + (first + (size_t)i) * CHUNK_COLS + 16 * t;
-            __m512 x_block = _mm512_loadu_ps(x_block_at);
+            __m512 x_block = _mm512_loadu_ps(x_chunk + (size_t)i * CHUNK_COLS + 16 * t);
+            /* Keeps x in a register: GCC 12 folds the load into every
+             * multiply-add that uses it, and those extra loads cost a
+             * third of the batch throughput. */
+            __asm__("" : "+v"(x_block));
 #pragma GCC unroll 8
             for (int q = 0; q < tile_rows; q++) {
                 acc[q][i] = _mm512_fmadd_ps(x_block, weight[q], acc[q][i]);
@@ -389,7 +412,10 @@ RBE_TARGET_DECODE
 static RBE_ALWAYS_INLINE void multiply_chunk(const rbe_gemm_args *args, const chunk *ch,
                                              span_state *st, const int wide)
 {
-    size_t tile_batch = st->batch >= 8 ? 8 : st->batch >= 4 ? 4 : st->batch >= 2 ? 2 : 1;
+    size_t tile_batch = 1;
+    while (tile_batch < 8 && tile_batch * 2 <= st->batch) {
+        tile_batch *= 2;
+    }
     size_t tile_rows = tile_batch == 1 ? 8 : 16 / tile_batch;
 
     for (size_t r = 0; r < st->rows; r += tile_rows) {
@@ -430,7 +456,9 @@ RBE_TARGET_DECODE
 static void run_span(const rbe_gemm_args *args, span_state *st)
 {
     const rbe_layout *layout = args->layout;
-    word_indexes words = make_word_indexes();
+    decode_plan plan;
+
+    make_decode_plan(args, &plan);
 
     for (size_t i = 0; i < st->batch; i++) {
         st->x_lanes[i] = _mm512_setzero_ps();
@@ -444,7 +472,7 @@ static void run_span(const rbe_gemm_args *args, span_state *st)
         chunk ch = chunk_at(layout, col);
 
         for (size_t r = 0; r < st->rows; r++) {
-            decode_row_chunk(args, r, &ch, &words, st);
+            decode_row_chunk(args, r, &ch, &plan, st);
         }
         load_x_chunk(args, &ch, st);
         if (st->wide) {

@@ -1,8 +1,8 @@
 /*
  * NEON (aarch64) decode path of the product (see rbe_gemm_uses_decode),
- * laid out as gemm_decode_avx2.c: 4 rows decoded per run of 256 columns
- * into a small buffer of integer codes, then one fused multiply-add
- * (vfmaq_f32, rounded once like fmaf) per 4 weights and batch entry. Each
+ * laid out as gemm_decode_avx2.c. It decodes 4 rows per run of 256 columns
+ * into a small buffer of integer codes. Then each 4 weights and batch entry
+ * take one fused multiply-add (vfmaq_f32, rounded once like fmaf). Each
  * plane becomes 16-bit lanes by a broadcast, vtst against the lane's bit
  * and an or of the plane's bit value. The 16 lanes of the accumulation
  * order are four registers of 4.
@@ -19,7 +19,7 @@
 #define CHUNK_BLOCKS (CHUNK_COLS / 16)
 /* Rows decoded per chunk; they share the copy and the sums of x. */
 #define ROWS_PER_STEP 4
-/* Batch entries of one pass over the row block; x_copy holds their chunk. */
+/* Batch entries of one pass over the row block; x_copy contains their chunk. */
 #define BATCH_SPAN 8
 
 typedef struct chunk {
@@ -152,7 +152,7 @@ static void load_x_chunk(const rbe_gemm_args *args, const chunk *ch, span_state 
 
 /*
  * Multiplies the chunk's codes of `tile_rows` rows from r with `tile_batch`
- * batch entries from span index first; both are constants in every caller,
+ * batch entries from span index first. Both are constants in every caller,
  * so the accumulators stay in registers.
  */
 static inline __attribute__((always_inline)) void multiply_tile(
@@ -217,7 +217,10 @@ static inline __attribute__((always_inline)) void multiply_tile(
  */
 static void multiply_chunk(const rbe_gemm_args *args, const chunk *ch, span_state *st)
 {
-    size_t tile_batch = st->batch >= 4 ? 4 : st->batch >= 2 ? 2 : 1;
+    size_t tile_batch = 1;
+    while (tile_batch < 4 && tile_batch * 2 <= st->batch) {
+        tile_batch *= 2;
+    }
     size_t tile_rows = tile_batch == 1 ? 2 : 1;
 
     for (size_t r = 0; r < st->rows; r += tile_rows) {

@@ -1,10 +1,15 @@
 /*
  * Scalar reference of the decode path of the product (see
  * rbe_gemm_uses_decode). It follows the accumulation order that
- * rbe_gemm_f32 documents element by element: lane j of a group adds
- * fmaf(x, c_P, lane) for its columns in increasing k. fmaf rounds once, as
- * the fused multiply-adds of the SIMD kernels do, so they match it bit for
- * bit. Zero codes are multiplied too, so that an infinite or NaN x reaches
+ * rbe_gemm_f32 documents element by element: lane j of a group sets
+ * lane = fmaf(x, c_P, lane) for its columns in increasing k.
+ *
+ * C99 (7.12.13.1) defines fmaf as x * y + z rounded once, and the SIMD
+ * kernels use instructions with that same single rounding: x86 FMA3
+ * vfmadd231ps and aarch64 vfmaq_f32 (FMLA). Neither flushes subnormals
+ * under the default MXCSR and FPCR, so every kernel gets the same bits;
+ * -ffp-contract=off keeps the compiler from fusing any other multiply and
+ * add. Zero codes are multiplied too, so that an infinite or NaN x reaches
  * the result on every kernel alike.
  */
 #include <math.h>

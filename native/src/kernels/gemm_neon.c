@@ -1,8 +1,9 @@
 /*
- * NEON (aarch64) bit-serial product, 4 rows at a time; each 16-lane
- * accumulator is four 4-float registers. vtst turns a plane byte into lane
- * masks and vbsl keeps x where the bit is set, +0.0 elsewhere, which
- * matches the scalar reference exactly.
+ * NEON (aarch64) bit-serial product for P = 1 (see rbe_gemm_uses_decode for
+ * larger P), 4 rows at a time; each 16-lane accumulator is four 4-float
+ * registers. vtst turns a plane byte into lane masks and vbsl keeps x where
+ * the bit is set, +0.0 elsewhere, which matches the scalar reference
+ * exactly.
  *
  * armv7 runs the scalar kernel instead: its NEON flushes subnormal floats
  * to zero, so it could not match the reference on subnormal activations.

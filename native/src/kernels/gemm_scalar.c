@@ -1,8 +1,9 @@
 /*
- * Scalar reference of the bit-serial product. It follows the accumulation
- * order that rbe_gemm_f32 documents element by element, so every SIMD
- * kernel must match it bit for bit. It also serves group sizes that are
- * not a multiple of 16, which the SIMD kernels do not handle.
+ * Scalar reference of the bit-serial product (P = 1) and the entry point of
+ * both scalar paths. It follows the accumulation order that rbe_gemm_f32
+ * documents element by element, so every SIMD kernel must match it bit for
+ * bit. It also serves group sizes that are not a multiple of 16, which the
+ * SIMD kernels do not handle.
  */
 #include "../internal.h"
 
