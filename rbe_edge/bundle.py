@@ -165,9 +165,26 @@ class Bundle:
         except onnx.checker.ValidationError as error:
             raise BundleError(f"{infer_path}: fails the ONNX checker: {error}") from None
         self._compare_embedded_planes(model)
+        checked = self._verify_other_files()
         return {"tensors": len(self.tensor_names), "planes": self.planes_available,
                 "bits": self.bits, "model.rbe": (self.path / "model.rbe").stat().st_size,
-                "model.rbe full size": self.container.file_size}
+                "model.rbe full size": self.container.file_size, "other files": checked}
+
+    def _verify_other_files(self) -> List[str]:
+        """Check the SHA-256 of every other file that manifest.json lists (the training files)."""
+        checked = []
+        for name, entry in self.manifest["files"].items():
+            if name in ("infer.onnx", "model.rbe") or "sha256" not in entry:
+                continue
+            path = self.path / name
+            if not path.is_file():
+                raise BundleError(f"{path}: missing although manifest.json lists it; "
+                                  f"{_REGENERATE_TRAINING}")
+            if hashlib.sha256(path.read_bytes()).hexdigest() != entry["sha256"]:
+                raise BundleError(f"{path}: its SHA-256 does not match manifest.json (changed "
+                                  f"or corrupted); {_REGENERATE_TRAINING}")
+            checked.append(name)
+        return checked
 
     def _compare_embedded_planes(self, model: onnx.ModelProto) -> None:
         """Check that every plane of infer.onnx points at its chunk of model.rbe."""
@@ -186,6 +203,10 @@ class Bundle:
                         raise BundleError(f"{self.path / 'infer.onnx'}: plane {plane} of tensor "
                                           f"'{entry.name}' does not point at its chunk of "
                                           "model.rbe; pack the model again")
+
+
+_REGENERATE_TRAINING = ("write the training files again with "
+                        "rbe_edge.adapt.add_training_graphs(bundle, trainable)")
 
 
 def _read_manifest(path: Path) -> Dict:

@@ -103,8 +103,9 @@ def run_verify(args) -> int:
 
     with Bundle.open(args.bundle) as bundle:
         summary = bundle.verify()
+    others = f", {len(summary['other files'])} training files" if summary["other files"] else ""
     print(f"{args.bundle}: OK ({summary['tensors']} tensors, {summary['planes']} of "
-          f"{summary['bits']} planes, every checksum matches)")
+          f"{summary['bits']} planes{others}, every checksum matches)")
     return 0
 
 

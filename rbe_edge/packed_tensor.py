@@ -162,11 +162,14 @@ class PackedTensor:
     def matmul(
         self, x: np.ndarray, planes: Optional[int] = None, *, threads: int = 1, isa: str = "auto"
     ) -> np.ndarray:
-        """Return x @ decode(planes) without decoding: a bit-serial product on the planes.
+        """Return x @ decode(planes), computed from the planes without a float weight matrix.
 
         Only for 2-D tensors packed with layout "kn" (a MatMul right operand
         [K, N]). `x` is [M, K] or [K] and is converted to float32; the result
-        is float32 [M, N] or [N]. The work grows linearly with `planes`.
+        is float32 [M, N] or [N]. One plane is a bit-serial sum of masked
+        activations; from 2 planes on, the codes of a few hundred columns at a
+        time are rebuilt from the plane bits and multiplied, so the time
+        depends little on `planes`.
         `threads` splits the output columns between that many threads for
         this call. Results are identical for every ISA and thread count and
         within float32 accumulation error of the exact product.

@@ -89,3 +89,51 @@ def residual_head(seed=0, width=32, classes=8):
         helper.make_node("MatMul", ["r", "w2"], ["y"]),
     ]
     return _model(nodes, width, classes, inits)
+
+
+def single_layer_head(node_kind, seed=0, width=32, classes=8):
+    """x -> MatMul w1 -> Relu -> <node_kind> -> y, for the compiler's rejection tests.
+
+    The last layer is trainable w2 (32 x 8) except where the case replaces it.
+    """
+    rng = np.random.default_rng(seed)
+    inits = [_weight(rng, (width, width), "w1"), _weight(rng, (width, classes), "w2"),
+             _weight(rng, (classes, width), "w2t"), _vector(rng, width, "gamma", 1.0),
+             _weight(rng, (2, classes), "w_small"), _vector(rng, classes, "bias")]
+    head = {
+        "gemm_alpha": [helper.make_node("Gemm", ["a", "w2t"], ["y"], transB=1, alpha=0.5,
+                                        name="scaled_gemm")],
+        "gemm_trans_a": [helper.make_node("Transpose", ["a"], ["at"], name="flip"),
+                         helper.make_node("Gemm", ["at", "w2t"], ["y"], transA=1, transB=1,
+                                          name="gemm_ta")],
+        "layer_norm_axis0": [helper.make_node("LayerNormalization", ["a", "gamma"], ["n"],
+                                              axis=0, name="norm0"),
+                             helper.make_node("MatMul", ["n", "w2"], ["y"])],
+        "softmax": [helper.make_node("MatMul", ["a", "w2"], ["z"]),
+                    helper.make_node("Softmax", ["z"], ["y"], name="probs")],
+    }[node_kind]
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"]),
+             helper.make_node("Relu", ["h"], ["a"])] + head
+    used = {name for node in nodes for name in node.input}
+    return _model(nodes, width, classes, [i for i in inits if i.name in used])
+
+
+def gelu_mul_dropout_head(seed=0, width=24, hidden=48, classes=6):
+    """x -> MatMul -> GELU with Mul by 1/sqrt(2) -> Dropout (inference) -> MatMul -> y."""
+    rng = np.random.default_rng(seed)
+    inits = [_weight(rng, (width, hidden), "w1"), _weight(rng, (hidden, classes), "w2"),
+             numpy_helper.from_array(np.float32(1 / np.sqrt(2.0)), "inv_sqrt2"),
+             numpy_helper.from_array(np.float32(1.0), "one"),
+             numpy_helper.from_array(np.float32(0.5), "half"),
+             numpy_helper.from_array(np.float32(0.1), "ratio")]
+    nodes = [
+        helper.make_node("MatMul", ["x", "w1"], ["h"]),
+        helper.make_node("Mul", ["h", "inv_sqrt2"], ["scaled"]),
+        helper.make_node("Erf", ["scaled"], ["erf"]),
+        helper.make_node("Add", ["erf", "one"], ["shifted"]),
+        helper.make_node("Mul", ["h", "half"], ["halved"]),
+        helper.make_node("Mul", ["halved", "shifted"], ["a"]),
+        helper.make_node("Dropout", ["a", "ratio"], ["d"], name="drop"),
+        helper.make_node("MatMul", ["d", "w2"], ["y"]),
+    ]
+    return _model(nodes, width, classes, inits)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from adapt_models import batched_mlp, make_bundle, snapshot
-from native_models import ffn_head, gelu_op_head, residual_head
+from native_models import ffn_head, gelu_mul_dropout_head, gelu_op_head, residual_head
 from rbe_edge.adapt import Adapter, AdaptError, NativeUnsupportedError
 
 EXACT = 1e-5
@@ -54,6 +54,8 @@ CASES = [
     ("gelu_tanh_op", lambda: gelu_op_head(approximate="tanh"), ["w1", "w2"], 24, 6,
      "cross_entropy"),
     ("gelu_erf_op", lambda: gelu_op_head(approximate="none"), ["w1", "w2"], 24, 6,
+     "cross_entropy"),
+    ("gelu_mul_dropout", lambda: gelu_mul_dropout_head(), ["w1", "w2"], 24, 6,
      "cross_entropy"),
 ]
 
@@ -244,3 +246,134 @@ def test_token_rows_match(tmp_path):
             histories.append(np.array(adapter.history))
             assert adapter.predict(x).shape == (10, 3, 8)
     np.testing.assert_allclose(histories[1], histories[0], rtol=EXACT)
+
+
+@pytest.mark.parametrize("kind,node", [
+    ("gemm_alpha", "scaled_gemm"), ("gemm_trans_a", "flip"), ("layer_norm_axis0", "norm0"),
+    ("softmax", "probs"),
+])
+def test_unsupported_node_named(tmp_path, kind, node):
+    from native_models import single_layer_head
+
+    bundle_dir = make_bundle(tmp_path, single_layer_head(kind), trainable=["w1"])
+    with pytest.raises(NativeUnsupportedError, match=rf"node '{node}' \("):
+        Adapter(bundle_dir, engine="native")
+
+
+def test_rejected_set_keeps_bundle(tmp_path):
+    bundle_dir = make_bundle(tmp_path, residual_head(), trainable=["w2"])
+    before = snapshot(bundle_dir)
+
+    with pytest.raises(NativeUnsupportedError, match=r"node 'residual' \(Add\)"):
+        Adapter(bundle_dir, ["w1", "w2"], engine="native")
+    assert snapshot(bundle_dir) == before, "a rejected trainable set changed the bundle"
+
+
+def test_loss_switch_shares_scaling(tmp_path):
+    first = make_bundle(tmp_path, batched_mlp(), name="ort", trainable=["w2", "w3"])
+    second = tmp_path / "native"
+    shutil.copytree(first, second)
+    x, classes = _data(16, 8, "cross_entropy")
+    _, targets = _data(16, 8, "mse")
+
+    planes = []
+    for engine, path in (("onnxruntime", first), ("native", second)):
+        with Adapter(path, engine=engine, mode="sign") as adapter:
+            for loss, labels in (("cross_entropy", classes), ("mse", targets),
+                                 ("cross_entropy", classes)):
+                adapter.fit(x, labels, steps=4, loss=loss, batch_size=16, progress=False)
+            planes.append({n: p.planes.copy() for n, p in adapter.packed.items()})
+    for name in planes[0]:
+        differing = int(np.count_nonzero(planes[0][name] != planes[1][name]))
+        assert differing == 0, f"'{name}': {differing} plane bytes differ after loss switches"
+
+
+def test_threads_match_one_thread(tmp_path):
+    first = make_bundle(tmp_path, ffn_head(), name="one", trainable=["w_up", "w_out"])
+    second = tmp_path / "three"
+    shutil.copytree(first, second)
+    x, labels = _data(32, 8, "cross_entropy")
+
+    results = []
+    for threads, path in ((1, first), (3, second)):
+        with Adapter(path, engine="native", threads=threads) as adapter:
+            adapter.fit(x, labels, steps=5, progress=False)
+            results.append((adapter.history, {n: p.planes.copy()
+                                              for n, p in adapter.packed.items()}))
+    assert results[0][0] == results[1][0], "losses differ between 1 and 3 threads"
+    for name, planes in results[0][1].items():
+        assert np.array_equal(planes, results[1][1][name]), f"'{name}' differs with 3 threads"
+
+
+def test_threads_invalid(tmp_path):
+    bundle_dir = make_bundle(tmp_path, batched_mlp(), trainable=["w3"])
+    with pytest.raises(AdaptError, match="threads=0 is invalid"):
+        Adapter(bundle_dir, engine="native", threads=0)
+
+
+def test_verify_checks_program(tmp_path):
+    from rbe_edge.cli import main as cli_main
+
+    bundle_dir = make_bundle(tmp_path, batched_mlp(), trainable=["w2", "w3"])
+    assert cli_main(["verify", str(bundle_dir)]) == 0
+    path = bundle_dir / "native_program.bin"
+    data = bytearray(path.read_bytes())
+    data[0] ^= 1
+    path.write_bytes(bytes(data))
+
+    from rbe_edge import Bundle, BundleError
+    with Bundle.open(bundle_dir) as bundle:
+        with pytest.raises(BundleError, match="native_program.bin: its SHA-256 does not match"):
+            bundle.verify()
+
+
+def _tamper_program(bundle_dir, change):
+    """Edit native_program.json with `change` and record its new digest, as a careless tool would."""
+    import hashlib
+
+    path = bundle_dir / "native_program.json"
+    program = json.loads(path.read_text())
+    change(program)
+    data = json.dumps(program).encode()
+    path.write_bytes(data)
+    manifest_path = bundle_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"]["native_program.json"]["sha256"] = hashlib.sha256(data).hexdigest()
+    manifest_path.write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda p: p["layers"][0].update(trainable=False), "'trainable' of weight 'w2' must be true"),
+    (lambda p: p["layers"][0].update(planes=99), "'planes' in 1..16"),
+    (lambda p: p["layers"][0].update(bias={"offset": 0, "count": 9999}), "reads floats"),
+    (lambda p: p.update(output="elsewhere"), "ends at 'elsewhere'"),
+    (lambda p: p["layers"][1].update(kind="relu6"), "'kind' must be one of"),
+    (lambda p: p.update(layers=[]), "non-empty list"),
+])
+def test_tampered_program_rejected(tmp_path, change, message):
+    bundle_dir = make_bundle(tmp_path, batched_mlp(), trainable=["w2", "w3"])
+    _tamper_program(bundle_dir, change)
+
+    with pytest.raises(AdaptError, match=message) as raised:
+        Adapter(bundle_dir, engine="native")
+    assert "add_training_graphs" in str(raised.value)
+
+
+def test_regenerated_program_works(tmp_path):
+    from rbe_edge.adapt import add_training_graphs
+    from rbe_edge.bundle import Bundle
+
+    bundle_dir = make_bundle(tmp_path, batched_mlp(), trainable=["w2", "w3"])
+    (bundle_dir / "native_program.json").unlink()
+    with Bundle.open(bundle_dir) as bundle:
+        add_training_graphs(bundle, ["w2", "w3"])
+    x, labels = _data(16, 8, "cross_entropy")
+    with Adapter(bundle_dir, engine="native") as adapter:
+        adapter.fit(x, labels, steps=2, progress=False)
+    assert len(adapter.history) == 2
+
+
+def test_float_weight_suggests_min_elements(tmp_path):
+    bundle_dir = make_bundle(tmp_path, batched_mlp(), trainable=["w2"], min_elements=500)
+    with pytest.raises(NativeUnsupportedError, match=r"'w3'.*min_elements"):
+        Adapter(bundle_dir, engine="native")

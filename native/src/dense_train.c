@@ -15,6 +15,9 @@
  * Gradient rows per tile: two of the SIMD kernels' 4-row register blocks. A
  * tile of a 4864-column layer is 152 KiB, which fits in L2 beside x.
  */
+/* NOTE: each tile reads all of x, so a step with thousands of rows (a token
+ * head) re-reads x from memory once per tile and runs slower than a blocked
+ * float GEMM; blocking over columns too would fix it. */
 #define DENSE_TILE_ROWS 8
 
 /* Sum of a[i] * b[i] in double, in four interleaved partial sums for speed. */

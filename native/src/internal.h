@@ -139,9 +139,10 @@ typedef void (*rbe_gemm_rows_fn)(const rbe_gemm_args *args, size_t row_begin, si
  * per set bit. The choice depends on B and P only, never on the ISA, so
  * every kernel family rounds the same way. NOTE: the limit was measured
  * with the AVX-512 kernels on one AMD EPYC Zen 4 machine, at 8192 x 8192
- * and 8-bit codes. P = 1 took 2.7 ms with masked adds and 4.7 ms decoded
- * (M = 1); P = 2 took 5.7 against 5.0 ms (M = 1) and 46 against 23 ms
- * (M = 8).
+ * and 8-bit codes. P = 1 took 2.5 ms with masked adds and 3.7 ms decoded
+ * at M = 1, but 20.5 against 15.1 ms at M = 8; it keeps the masked adds
+ * for single-row previews. P = 2 took 5.3 against 4.0 ms (M = 1) and 36.5
+ * against 15.6 ms (M = 8).
  */
 #define RBE_GEMM_DECODE_MIN_PLANES 2
 

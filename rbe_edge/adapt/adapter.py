@@ -22,7 +22,7 @@ from rbe_edge.adapt.errors import AdaptError
 from rbe_edge.adapt.export import check_export_path, float_model, write_float_model
 from rbe_edge.adapt.files import remove_temporaries, sha256_of, write_manifest
 from rbe_edge.adapt.graph_cut import LOSS_OUTPUT, LABEL_INPUT, TrainingGraphs, parameter_inputs
-from rbe_edge.adapt.native_engine import NativeEngine
+from rbe_edge.adapt.native_engine import NativeEngine, new_scaling_states
 from rbe_edge.adapt.preconditioner import RmsScaling
 from rbe_edge.adapt.sessions import make_session, run_chunked
 from rbe_edge.autodiff import LOSS_KINDS
@@ -60,6 +60,12 @@ class Adapter:
             weight-bearing layers to a bundle packed without them.
         fold_every: fold the accumulator into the lower planes every this
             many steps (0: only at the end of fit and before save).
+        optimizer: "scaled" divides each tensor's gradient by the running RMS
+            of its gradients (one float of state per tensor); "sgd" uses the
+            raw gradient.
+        threads: threads for the products of the native engine (1 when
+            None) and the intra-op threads of onnxruntime sessions (its own
+            default when None). Threads start per call; no pool is kept.
 
     Attributes:
         history: the training loss of every step, across fit() calls.
@@ -69,14 +75,16 @@ class Adapter:
     def __init__(self, bundle, trainable: Union[str, Sequence[str]] = "auto",
                  upper_planes: int = 4, mode: str = "accumulate", engine: str = "onnxruntime",
                  *, add_graphs: bool = False, fold_every: int = DEFAULT_FOLD_EVERY,
-                 optimizer: str = DEFAULT_OPTIMIZER):
+                 optimizer: str = DEFAULT_OPTIMIZER, threads: Optional[int] = None):
         _check_engine(engine)
         _check_options(mode, fold_every, optimizer)
+        _check_threads(threads)
+        self.threads = threads
         self._owns_bundle = not isinstance(bundle, Bundle)
         self._closed = False
         self.bundle = Bundle.open(bundle) if self._owns_bundle else bundle
         try:
-            self._setup(trainable, upper_planes, add_graphs)
+            self._setup(trainable, upper_planes, add_graphs, engine)
         except BaseException:
             self.close()
             raise
@@ -87,6 +95,8 @@ class Adapter:
         self.accum = ({name: new_accumulator(p) for name, p in self.packed.items()}
                       if mode == "accumulate" else {})
         self.scaling = {name: RmsScaling() for name in self.packed}
+        self._native_scaling = (new_scaling_states(self.packed)
+                                if optimizer == "scaled" else None)
         self.history: List[float] = []
         self.steps_done = 0
         self._folded_at = 0
@@ -97,11 +107,11 @@ class Adapter:
                 self.close()
                 raise
 
-    def _setup(self, trainable, upper_planes, add_graphs: bool) -> None:
+    def _setup(self, trainable, upper_planes, add_graphs: bool, engine: str) -> None:
         """Resolve the trainable set (adding training graphs if needed) and read its planes."""
         tg.check_full_precision(self.bundle)
         _check_upper_planes(upper_planes, self.bundle.bits, self.bundle.path)
-        self.trainable = self._resolve_trainable(trainable, add_graphs)
+        self.trainable = self._resolve_trainable(trainable, add_graphs, engine == "native")
         self.packed = {name: self.bundle.container.packed_tensor(name) for name in self.trainable}
         smallest = min(p.bits for p in self.packed.values())
         self.upper_planes = _check_upper_planes(upper_planes, smallest, self.bundle.path)
@@ -122,7 +132,7 @@ class Adapter:
 
     # ---- Setup ----
 
-    def _resolve_trainable(self, trainable, add_graphs: bool) -> List[str]:
+    def _resolve_trainable(self, trainable, add_graphs: bool, native: bool) -> List[str]:
         record = tg.training_record(self.bundle)
         if isinstance(trainable, str) and trainable == "auto":
             if record is not None:
@@ -137,7 +147,9 @@ class Adapter:
             names = [trainable] if isinstance(trainable, str) else list(trainable)
             if sorted(names) == sorted(record["trainable"]):
                 return list(record["trainable"])
-        graphs = tg.add_training_graphs(self.bundle, trainable)
+        # The native engine needs the new set's head to compile, so an
+        # unsupported one must fail before the bundle's files change.
+        graphs = tg.add_training_graphs(self.bundle, trainable, require_native=native)
         return graphs.trainable
 
     def _warn_if_state_mismatch(self) -> None:
@@ -175,8 +187,9 @@ class Adapter:
         prepared.update(
             graphs=graphs, output=graphs.output,
             output_value=next(v for v in graphs.head.graph.output if v.name == graphs.output),
-            head=make_session(graphs.head, self.bundle.path, "head"),
-            train=make_session(graphs.train_step, self.bundle.path, "train_step"))
+            head=make_session(graphs.head, self.bundle.path, "head", self.threads),
+            train=make_session(graphs.train_step, self.bundle.path, "train_step",
+                               self.threads))
         return prepared
 
     def _prepare_native(self, loss: str, output: str) -> Dict:
@@ -203,14 +216,15 @@ class Adapter:
         prepared = self._backbone_part(backbone, boundary)
         prepared.update(output=program.output, output_value=value,
                         native=NativeEngine(program, packed_of, self.accum,
-                                            self.optimizer == "scaled", loss, self._where()))
+                                            self._native_scaling, loss, self._where(),
+                                            self.threads or 1))
         return prepared
 
     def _backbone_part(self, backbone, boundary: List[str]) -> Dict:
         if backbone is None:
             return {"boundary": boundary, "backbone": None}
         return {"boundary": boundary,
-                "backbone": make_session(backbone, self.bundle.path, "backbone"),
+                "backbone": make_session(backbone, self.bundle.path, "backbone", self.threads),
                 "backbone_inputs": {v.name for v in backbone.graph.input},
                 "backbone_outputs": [v.name for v in backbone.graph.output]}
 
@@ -468,6 +482,14 @@ def _check_options(mode: str, fold_every, optimizer: str) -> None:
         raise AdaptError(f"fold_every={fold_every!r} is invalid; expected an integer >= 0")
     if optimizer not in OPTIMIZERS:
         raise AdaptError(f"optimizer={optimizer!r} is unknown; expected one of {OPTIMIZERS}")
+
+
+def _check_threads(threads) -> None:
+    if threads is None:
+        return
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 256:
+        raise AdaptError(f"threads={threads!r} is invalid; expected None or an integer "
+                         "in 1..256")
 
 
 def _check_upper_planes(upper_planes, bits: int, where) -> int:

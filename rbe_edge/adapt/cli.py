@@ -10,8 +10,9 @@ from rbe_edge.adapt.errors import AdaptError
 
 ADAPT_DESCRIPTION = """\
 Adapt a bundle to labelled examples: train the upper bitplanes of its
-trainable layers with onnxruntime, then save the adapted planes into the
-bundle (model.rbe and manifest.json, each replaced atomically).
+trainable layers (with onnxruntime, or in the C core with --engine native),
+then save the adapted planes into the bundle (model.rbe and manifest.json,
+each replaced atomically).
 
 The .npz file holds `labels` (int class indices for cross-entropy, float
 targets for mse) and one array per model input, named as the input (a model
@@ -40,6 +41,9 @@ def add_adapt_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=["onnxruntime", "native"], default="onnxruntime",
                         help="onnxruntime: run train_step.onnx; native: run the trainable "
                         "layers in the C core on the planes (default: onnxruntime)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="threads of the native engine's products and of onnxruntime's "
+                        "intra-op work (default: 1 for native, onnxruntime's own default)")
     parser.add_argument("--loss", choices=["cross_entropy", "mse"], default="cross_entropy")
     parser.add_argument("--output", default=None, metavar="NAME",
                         help="model output the loss attaches to (default: the first output)")
@@ -74,7 +78,7 @@ def run_adapt(args) -> int:
     trainable = args.trainable if args.trainable not in (None, ["auto"]) else "auto"
     add = args.trainable == ["auto"]
     with Adapter(args.bundle, trainable, upper_planes=args.upper_planes, mode=args.mode,
-                 engine=args.engine, add_graphs=add) as adapter:
+                 engine=args.engine, add_graphs=add, threads=args.threads) as adapter:
         if len(inputs) == 1 and len(adapter.input_names) == 1:
             inputs = next(iter(inputs.values()))
         before = adapter.evaluate(inputs, labels, args.loss, args.output)

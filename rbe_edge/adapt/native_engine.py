@@ -11,7 +11,7 @@ import numpy as np
 
 from rbe_edge import _native
 from rbe_edge.adapt.errors import AdaptError
-from rbe_edge.adapt.native_program import NativeProgram, NativeUnsupportedError
+from rbe_edge.adapt.native_program import NativeProgram
 from rbe_edge.packed_tensor import PackedTensor
 from rbe_edge.update import MODES
 
@@ -20,7 +20,18 @@ KINDS = {"dense": "RBE_LAYER_DENSE", "relu": "RBE_LAYER_RELU", "gelu": "RBE_LAYE
          "layer_norm": "RBE_LAYER_LAYER_NORM"}
 LOSSES = {"cross_entropy": "RBE_LOSS_CROSS_ENTROPY", "mse": "RBE_LOSS_MSE"}
 RMS_DECAY = 0.999
+REGENERATE = "write the training files again (rbe_edge.adapt.add_training_graphs)"
 FORWARD_ROWS = 256
+
+
+def new_scaling_states(names) -> Dict[str, object]:
+    """Return a zeroed RMS gradient scaling state (rbe_rms_scaling) per tensor name."""
+    states = {}
+    for name in names:
+        state = _native.ffi.new("rbe_rms_scaling *")
+        state.decay = RMS_DECAY
+        states[name] = state
+    return states
 
 
 class NativeEngine:
@@ -31,21 +42,23 @@ class NativeEngine:
         packed_of: returns the PackedTensor of a packed name; trainable
             weights must come from the Adapter so that steps reach save().
         accum: int8 accumulators of the trainable weights (accumulate mode).
-        scaled: keep a per-tensor RMS gradient scaling (the "scaled" optimizer).
+        scaling: the per-tensor RMS gradient scaling states (from
+            new_scaling_states) of the "scaled" optimizer, or None for plain
+            gradients. The caller owns them, so engines for different losses
+            or outputs of one Adapter share them.
         loss: "cross_entropy" or "mse".
     """
 
     def __init__(self, program: NativeProgram, packed_of: Callable[[str], PackedTensor],
-                 accum: Dict[str, np.ndarray], scaled: bool, loss: str, where: str,
-                 threads: int = 1):
+                 accum: Dict[str, np.ndarray], scaling: Optional[Dict[str, object]], loss: str,
+                 where: str, threads: int = 1):
         self.program = program
         self.where = where
         self.threads = threads
         self._keep = []
         self._layers = _native.ffi.new("rbe_layer[]", len(program.layers))
-        self.scaling: Dict[str, object] = {}
         for index, spec in enumerate(program.layers):
-            self._fill_layer(self._layers[index], spec, packed_of, accum, scaled)
+            self._fill_layer(self._layers[index], spec, packed_of, accum, scaling)
 
         self._program = _native.ffi.new("rbe_program *")
         self._program.layers = self._layers
@@ -57,14 +70,14 @@ class NativeEngine:
 
     # ---- Building the C structs ----
 
-    def _fill_layer(self, layer, spec: Dict, packed_of, accum, scaled: bool) -> None:
+    def _fill_layer(self, layer, spec: Dict, packed_of, accum, scaling) -> None:
         kind = spec.get("kind")
         if kind not in KINDS:
             raise AdaptError(f"{self.where}: the native program has an unknown layer kind "
-                             f"{kind!r}; add the training graphs again")
+                             f"{kind!r}; {REGENERATE}")
         layer.kind = getattr(_native.lib, KINDS[kind])
         if kind == "dense":
-            self._fill_dense(layer, spec, packed_of, accum, scaled)
+            self._fill_dense(layer, spec, packed_of, accum, scaling)
         elif kind == "layer_norm":
             layer.width = int(spec["width"])
             layer.epsilon = float(spec["epsilon"])
@@ -72,12 +85,12 @@ class NativeEngine:
             layer.beta = (self._vector(spec["beta"], layer.width, packed_of)
                           if spec.get("beta") is not None else _native.ffi.NULL)
 
-    def _fill_dense(self, layer, spec: Dict, packed_of, accum, scaled: bool) -> None:
-        packed = packed_of(spec["weight"])
+    def _fill_dense(self, layer, spec: Dict, packed_of, accum, scaling) -> None:
+        packed = self._packed(packed_of, spec["weight"])
         if packed.layout != spec["layout"] or (packed.rows, packed.cols) != \
                 (spec["rows"], spec["cols"]):
             raise AdaptError(f"{self.where}: weight '{packed.name}' no longer matches the "
-                             "native program (layout or shape); add the training graphs again")
+                             f"native program (layout or shape); {REGENERATE}")
         layout = packed._layout("auto")
         pointers, buffers = _native.plane_pointers(list(packed.planes), writable=True)
         self._keep += [layout, pointers, buffers, packed]
@@ -95,23 +108,28 @@ class NativeEngine:
         state = accum.get(packed.name)
         layer.accum = (_native.writable_pointer(state, "int8_t[]") if state is not None
                        else _native.ffi.NULL)
-        if scaled:
-            scaling = _native.ffi.new("rbe_rms_scaling *")
-            scaling.decay = RMS_DECAY
-            self.scaling[packed.name] = scaling
-            layer.scaling = scaling
+        if scaling is not None:
+            layer.scaling = scaling[packed.name]
+
+    def _packed(self, packed_of, name: str) -> PackedTensor:
+        try:
+            return packed_of(name)
+        except KeyError:
+            raise AdaptError(f"{self.where}: the native program reads tensor '{name}', which "
+                             f"model.rbe does not hold; {REGENERATE}") from None
 
     def _vector(self, reference, width: int, packed_of):
         """Return a float pointer to a per-channel parameter, kept alive by the engine."""
         if "tensor" in reference:
-            packed = packed_of(reference["tensor"])
-            values = packed.decode(int(reference["planes"])).ravel()
+            packed = self._packed(packed_of, reference["tensor"])
+            planes = min(int(reference["planes"]), packed.bits)
+            values = packed.decode(planes).ravel()
         else:
             start, count = int(reference["offset"]), int(reference["count"])
             blob = np.frombuffer(bytes(self.program.params), "<f4")
             if start < 0 or start + count > blob.size:
                 raise AdaptError(f"{self.where}: the native program's parameters are "
-                                 "truncated; add the training graphs again")
+                                 f"truncated; {REGENERATE}")
             values = blob[start:start + count]
         values = np.ascontiguousarray(values, dtype=np.float32)
         if values.size != width:
@@ -129,8 +147,8 @@ class NativeEngine:
             node = (self.program.layers[index].get("node", "?")
                     if index < len(self.program.layers) else "the program")
             message = _native.ffi.string(_native.lib.rbe_status_message(status)).decode()
-            raise NativeUnsupportedError(f"{self.where}: the native engine rejects layer "
-                                         f"'{node}': {message}")
+            raise AdaptError(f"{self.where}: the C core rejects layer {index} ('{node}') of the "
+                             f"native program ({message}); {REGENERATE}")
         return int(width[0])
 
     # ---- Running ----

@@ -1,9 +1,9 @@
 """Compiling the trainable head of a bundle into a layer program for the C core.
 
 The native engine runs a chain of row-wise layers: dense (MatMul, Gemm,
-MatMul + Add), Relu, Gelu (the op, or the Div/Erf/Add/Mul/Mul pattern that
-PyTorch exports), Tanh and LayerNormalization over the last axis. Identity
-and inference-mode Dropout pass through. The compiler walks the head graph
+MatMul + Add), Relu, Gelu (the opset 20 op, or the Div/Erf/Add/Mul/Mul
+pattern that PyTorch exports), Tanh and LayerNormalization over the last
+axis. Identity and inference-mode Dropout pass through. The compiler walks the head graph
 from its single boundary tensor to the trained output and raises
 NativeUnsupportedError, naming the node, at anything else.
 
@@ -119,12 +119,12 @@ class _Graph:
         dims = value.type.tensor_type.shape.dim
         return dims[-1].dim_value if dims and dims[-1].HasField("dim_value") else None
 
-    def fail(self, node: onnx.NodeProto, reason: str) -> None:
+    def fail(self, node: onnx.NodeProto, reason: str, fix: Optional[str] = None) -> None:
         label = node.name or node.output[0]
-        raise NativeUnsupportedError(
-            f"{self.where}: node '{label}' ({node.op_type}) {reason}; the native engine runs "
-            "chains of MatMul/Gemm (+ bias), Relu, Gelu, Tanh and LayerNormalization, so use "
-            "engine='onnxruntime' for this model")
+        fix = fix or ("the native engine runs chains of MatMul/Gemm (+ bias), Relu, Gelu, Tanh "
+                      "and LayerNormalization, so use engine='onnxruntime' for this model")
+        raise NativeUnsupportedError(f"{self.where}: node '{label}' ({node.op_type}) {reason}; "
+                                     f"{fix}")
 
 
 def compile_head(head: onnx.ModelProto, boundary: List[str], output: str,
@@ -193,7 +193,7 @@ def _compile_step(graph: _Graph, program: NativeProgram, current: str, width, tr
     if op in ACTIVATIONS and node.domain in ("", "ai.onnx"):
         program.layers.append({"kind": ACTIVATIONS[op], "node": node.name or node.output[0]})
         return node, node.output[0], width
-    if op in ("Gelu", "FastGelu"):
+    if op == "Gelu" and node.domain in ("", "ai.onnx"):
         program.layers.append(_gelu_op(graph, node))
         return node, node.output[0], width
     if op == "LayerNormalization":
@@ -208,17 +208,16 @@ def _compile_step(graph: _Graph, program: NativeProgram, current: str, width, tr
 
 
 def _check_pass_through(graph: _Graph, node: onnx.NodeProto) -> None:
-    if node.op_type == "Dropout" and (len(node.input) > 2 and node.input[2] or
-                                      len(node.output) > 1 and node.output[1]):
-        graph.fail(node, "has a training_mode input or a mask output")
+    if node.op_type != "Dropout":
+        return
+    if len(node.output) > 1 and node.output[1]:
+        graph.fail(node, "has a mask output")
+    if len(node.input) > 2 and node.input[2]:
+        graph.fail(node, "has a training_mode input")
 
 
 def _gelu_op(graph: _Graph, node: onnx.NodeProto) -> Dict:
     approximate = next((a.s.decode() for a in node.attribute if a.name == "approximate"), "none")
-    if node.op_type == "FastGelu":
-        if len(node.input) > 1 and node.input[1]:
-            graph.fail(node, "has a bias input")
-        approximate = "tanh"
     if approximate not in ("none", "tanh"):
         graph.fail(node, f"has approximate='{approximate}'")
     kind = "gelu" if approximate == "none" else "gelu_tanh"
@@ -229,11 +228,9 @@ def _match_erf_gelu(graph: _Graph, x: str, readers) -> Optional[onnx.NodeProto]:
     """Match x * 0.5 * (1 + erf(x / sqrt(2))) in PyTorch's node order; return its last node."""
     if len(readers) != 2:
         return None
-    divide = next((n for n in readers if n.op_type == "Div"), None)
+    divide = next((n for n in readers if _is_scaling_by(graph, n, x, math.sqrt(2.0))), None)
     scale_x = next((n for n in readers if n is not divide and n.op_type == "Mul"), None)
-    if divide is None or scale_x is None or list(divide.input)[0] != x:
-        return None
-    if not _is_constant(graph, divide.input[1], math.sqrt(2.0)):
+    if divide is None or scale_x is None:
         return None
     erf = _only_reader(graph, divide.output[0], "Erf")
     add = erf and _only_reader(graph, erf.output[0], "Add")
@@ -249,6 +246,15 @@ def _match_erf_gelu(graph: _Graph, x: str, readers) -> Optional[onnx.NodeProto]:
         ok = final is not None and add.output[0] in final.input
         return final if ok else None
     return None
+
+
+def _is_scaling_by(graph: _Graph, node: onnx.NodeProto, x: str, divisor: float) -> bool:
+    """Return whether `node` computes x / divisor, as Div(x, divisor) or Mul by 1 / divisor."""
+    if node.op_type == "Div" and list(node.input)[0] == x:
+        return _is_constant(graph, node.input[1], divisor)
+    if node.op_type == "Mul" and x in node.input:
+        return _is_constant(graph, _other(node, x), 1.0 / divisor)
+    return False
 
 
 def _only_reader(graph: _Graph, name: str, op_type: str) -> Optional[onnx.NodeProto]:
@@ -314,7 +320,10 @@ def _dense(graph: _Graph, program: NativeProgram, node: onnx.NodeProto, x: str, 
         graph.fail(node, "multiplies the activations from the right")
     weight = node.input[1]
     if weight not in graph.decoded:
-        graph.fail(node, f"reads weight '{weight}', which is not a packed tensor")
+        graph.fail(node, f"reads weight '{weight}', which packing left in float32 (it has "
+                         "fewer values than pack's min_elements)",
+                   "pack the model again with a lower min_elements (tools/pack.py "
+                   "--min-elements) so that the weight is packed, or use engine='onnxruntime'")
     name, planes = graph.decoded[weight]
     expected_layout = "kn"
     if node.op_type == "Gemm":
@@ -355,15 +364,94 @@ def _weight_rows(graph: _Graph, node: onnx.NodeProto, name: str, layout: str) ->
     return rows, cols
 
 
-def load_program(document: bytes, params: bytes, where: str) -> NativeProgram:
-    """Parse a stored program; raise AdaptError naming `where` when it is malformed."""
+def load_program(document: bytes, params: bytes, trainable: List[str], output: str,
+                 where: str, fix: str) -> NativeProgram:
+    """Parse and validate a stored program for `trainable` and `output`.
+
+    Raises AdaptError naming `where`, the layer at fault and `fix` (what to
+    run to write the program again) when the program is malformed.
+    """
     try:
         data = json.loads(document)
-        if data.get("format") != FORMAT or data.get("version") != VERSION:
-            raise ValueError(f"format {data.get('format')!r} version {data.get('version')!r}")
-        program = NativeProgram(str(data["input"]), int(data["input_width"]),
-                                str(data["output"]), list(data["layers"]), bytearray(params))
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise AdaptError(f"{where}: not a valid native program ({error}); add the training "
-                         "graphs again") from None
-    return program
+    except ValueError as error:
+        raise AdaptError(f"{where}: not valid JSON ({error}); {fix}") from None
+    problem = _program_problem(data, len(params) // 4, trainable, output)
+    if problem:
+        raise AdaptError(f"{where}: not a valid native program: {problem}; {fix}")
+    return NativeProgram(data["input"], data["input_width"], data["output"], data["layers"],
+                         bytearray(params))
+
+
+def _is_count(value, low: int = 1, high: Optional[int] = None) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low and \
+        (high is None or value <= high)
+
+
+def _program_problem(data, param_floats: int, trainable: List[str], output: str) -> str:
+    """Return what is wrong with a parsed program, or "" when it is valid."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT or \
+            data.get("version") != VERSION:
+        return f"expected format '{FORMAT}' version {VERSION}"
+    if not isinstance(data.get("input"), str) or not _is_count(data.get("input_width")):
+        return "'input' must be a tensor name and 'input_width' a positive integer"
+    if data.get("output") != output:
+        return f"it ends at '{data.get('output')}', but training uses output '{output}'"
+    layers = data.get("layers")
+    if not isinstance(layers, list) or not layers:
+        return "'layers' must be a non-empty list"
+
+    trained = []
+    for index, layer in enumerate(layers):
+        problem = _layer_problem(layer, param_floats, trainable)
+        if problem:
+            return f"layer {index}: {problem}"
+        if layer["kind"] == "dense" and layer["trainable"]:
+            trained.append(layer["weight"])
+    if sorted(trained) != sorted(trainable):
+        return f"it trains {sorted(trained)}, but the trainable set is {sorted(trainable)}"
+    return ""
+
+
+def _layer_problem(layer, param_floats: int, trainable: List[str]) -> str:
+    kinds = ("dense", "relu", "gelu", "gelu_tanh", "tanh", "layer_norm")
+    if not isinstance(layer, dict) or layer.get("kind") not in kinds:
+        return f"'kind' must be one of {list(kinds)}"
+    if layer["kind"] == "dense":
+        return _dense_problem(layer, param_floats, trainable)
+    if layer["kind"] == "layer_norm":
+        epsilon = layer.get("epsilon")
+        if not _is_count(layer.get("width")) or not isinstance(epsilon, (int, float)) or \
+                isinstance(epsilon, bool) or not 0 < epsilon < math.inf:
+            return "a layer norm needs a positive integer 'width' and a positive 'epsilon'"
+        return (_reference_problem(layer.get("gamma"), param_floats, False) or
+                _reference_problem(layer.get("beta"), param_floats, True))
+    return ""
+
+
+def _dense_problem(layer: Dict, param_floats: int, trainable: List[str]) -> str:
+    if not isinstance(layer.get("weight"), str) or layer.get("layout") not in ("kn", "nk"):
+        return "a dense layer needs a 'weight' name and a 'layout' of 'kn' or 'nk'"
+    if not _is_count(layer.get("planes"), 1, 16) or not _is_count(layer.get("rows")) or \
+            not _is_count(layer.get("cols")):
+        return "a dense layer needs 'planes' in 1..16 and positive 'rows' and 'cols'"
+    if not isinstance(layer.get("trainable"), bool) or \
+            layer["trainable"] != (layer["weight"] in trainable):
+        return (f"'trainable' of weight '{layer['weight']}' must be "
+                f"{str(layer['weight'] in trainable).lower()}")
+    return _reference_problem(layer.get("bias"), param_floats, True)
+
+
+def _reference_problem(reference, param_floats: int, optional: bool) -> str:
+    """Check a parameter reference: a packed tensor, or a range of the .bin floats."""
+    if reference is None:
+        return "" if optional else "a required parameter is missing"
+    if isinstance(reference, dict) and isinstance(reference.get("tensor"), str):
+        return "" if _is_count(reference.get("planes"), 1, 16) else "bad 'planes' of a parameter"
+    if isinstance(reference, dict) and _is_count(reference.get("offset"), 0) and \
+            _is_count(reference.get("count")):
+        if reference["offset"] + reference["count"] > param_floats:
+            return (f"a parameter reads floats {reference['offset']}.."
+                    f"{reference['offset'] + reference['count'] - 1}, but "
+                    f"{PARAMS_FILE} holds {param_floats}")
+        return ""
+    return "a parameter must be {'tensor', 'planes'} or {'offset', 'count'}"

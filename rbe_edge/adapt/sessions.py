@@ -10,8 +10,11 @@ from rbe_edge.adapt.errors import AdaptError
 logger = logging.getLogger(__name__)
 
 
-def make_session(model: onnx.ModelProto, bundle_dir, what: str):
-    """Return a CPU session of `model`, reading its external data from the bundle folder."""
+def make_session(model: onnx.ModelProto, bundle_dir, what: str, threads: Optional[int] = None):
+    """Return a CPU session of `model`, reading its external data from the bundle folder.
+
+    `threads` sets the intra-op thread count; None keeps onnxruntime's default.
+    """
     import onnxruntime as ort
 
     resolved = onnx.ModelProto()
@@ -19,6 +22,8 @@ def make_session(model: onnx.ModelProto, bundle_dir, what: str):
     onnx.external_data_helper.load_external_data_for_model(resolved, str(bundle_dir))
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    if threads is not None:
+        options.intra_op_num_threads = threads
     try:
         return ort.InferenceSession(resolved.SerializeToString(), options,
                                     providers=["CPUExecutionProvider"])

@@ -52,14 +52,24 @@ def build_training_graphs(bundle: Bundle, trainable: Union[str, Sequence[str]],
 
 
 def add_training_graphs(bundle: Bundle, trainable: Union[str, Sequence[str]] = "auto",
-                        loss: str = DEFAULT_LOSS, output: Optional[str] = None) -> TrainingGraphs:
-    """Write backbone.onnx and train_step.onnx into the bundle and record them in the manifest."""
+                        loss: str = DEFAULT_LOSS, output: Optional[str] = None,
+                        require_native: bool = False) -> TrainingGraphs:
+    """Write the training files into the bundle and record them in the manifest.
+
+    The files are backbone.onnx (unless the cut starts at the model inputs),
+    train_step.onnx and, when the head compiles for the native engine,
+    native_program.json and .bin. With require_native, a head that does not
+    compile raises NativeUnsupportedError before any file is written.
+    """
     graphs = build_training_graphs(bundle, trainable, loss, output)
+    program = _try_compile(bundle, graphs, require_native)
     files = {}
     if graphs.backbone is not None:
         files[BACKBONE_FILE] = _write_graph(bundle.path / BACKBONE_FILE, graphs.backbone)
     files[TRAIN_STEP_FILE] = _write_graph(bundle.path / TRAIN_STEP_FILE, graphs.train_step)
-    files.update(_write_native_program(bundle, graphs))
+    if program is not None:
+        files[PARAMS_FILE] = _write_file(bundle.path / PARAMS_FILE, bytes(program.params))
+        files[PROGRAM_FILE] = _write_file(bundle.path / PROGRAM_FILE, program.to_json())
 
     manifest = dict(bundle.manifest)
     manifest["training"] = {
@@ -104,22 +114,24 @@ def stored_native_training(bundle: Bundle, trainable: Sequence[str], output: str
         return None
     document = _read_checked(bundle, PROGRAM_FILE)
     params = _read_checked(bundle, PARAMS_FILE)
-    program = load_program(document, params, str(bundle.path / PROGRAM_FILE))
+    program = load_program(document, params, list(record["trainable"]), output,
+                           str(bundle.path / PROGRAM_FILE), regenerate_hint(bundle))
     backbone = None
     if BACKBONE_FILE in bundle.manifest["files"]:
         backbone = onnx.ModelProto.FromString(_read_checked(bundle, BACKBONE_FILE))
     return program, backbone, list(record["boundary"])
 
 
-def _write_native_program(bundle: Bundle, graphs: TrainingGraphs) -> Dict:
-    """Write the native program files when the head compiles; return their manifest entries."""
+def _try_compile(bundle: Bundle, graphs: TrainingGraphs,
+                 require_native: bool) -> Optional[NativeProgram]:
+    """Return the native program of the head, or None (raising instead when it is required)."""
     try:
-        program = compile_native_program(bundle, graphs)
+        return compile_native_program(bundle, graphs)
     except NativeUnsupportedError as error:
+        if require_native:
+            raise
         logger.info("no native program: %s", error)
-        return {}
-    return {PARAMS_FILE: _write_file(bundle.path / PARAMS_FILE, bytes(program.params)),
-            PROGRAM_FILE: _write_file(bundle.path / PROGRAM_FILE, program.to_json())}
+        return None
 
 
 def training_record(bundle: Bundle) -> Optional[Dict]:
@@ -129,8 +141,17 @@ def training_record(bundle: Bundle) -> Optional[Dict]:
         return None
     if not isinstance(record, dict) or not isinstance(record.get("trainable"), list):
         raise AdaptError(f"{bundle.path / 'manifest.json'}: the 'training' record is malformed; "
-                         "add the training graphs again (Adapter(..., trainable=[...]))")
+                         "add the training graphs again with "
+                         f"rbe_edge.adapt.add_training_graphs('{bundle.path}', [names])")
     return record
+
+
+def regenerate_hint(bundle: Bundle) -> str:
+    """Return how to write the training files of the bundle's trainable set again."""
+    record = bundle.manifest.get("training") or {}
+    names = record.get("trainable", "[names]")
+    return (f"write the training files again with rbe_edge.adapt.add_training_graphs("
+            f"'{bundle.path}', {names})")
 
 
 def load_train_step(bundle: Bundle) -> onnx.ModelProto:
@@ -143,12 +164,12 @@ def _read_checked(bundle: Bundle, name: str) -> bytes:
     path = bundle.path / name
     expected = bundle.manifest["files"].get(name, {}).get("sha256")
     if not path.is_file():
-        raise AdaptError(f"{path}: missing although manifest.json lists a trainable set; add "
-                         "the training graphs again")
+        raise AdaptError(f"{path}: missing although manifest.json lists a trainable set; "
+                         f"{regenerate_hint(bundle)}")
     data = path.read_bytes()
     if hashlib.sha256(data).hexdigest() != expected:
         raise AdaptError(f"{path}: its SHA-256 does not match manifest.json (changed or "
-                         "corrupted); add the training graphs again")
+                         f"corrupted); {regenerate_hint(bundle)}")
     return data
 
 

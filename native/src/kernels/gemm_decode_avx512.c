@@ -1,8 +1,8 @@
 /*
- * AVX-512 decode path of the product (see rbe_gemm_uses_decode). For 8 rows
- * and a run of 512 columns it loads 64 bytes of every used plane and turns
- * them into 512 codes per row with a byte transpose (unpack instructions)
- * and one GFNI 8x8 bit transpose per 8 columns. The codes go to a small
+ * AVX-512 decode path of the product (see rbe_gemm_uses_decode). For 16
+ * rows and a run of 512 columns it loads 64 bytes of every used plane and
+ * turns them into 512 codes per row with a byte transpose (unpack
+ * instructions) and one GFNI 8x8 bit transpose per 8 columns. The codes go to a small
  * integer buffer. Each 16-column block of codes then becomes one vector of
  * floats that feeds one fused multiply-add per batch entry, so a batch
  * reuses every decoded block. Masked adds per plane cost 1 to 2 cycles per
@@ -25,15 +25,18 @@
 #define CHUNK_COLS 512
 #define CHUNK_BLOCKS (CHUNK_COLS / 16)
 /* Rows decoded per chunk; they share the copy and the sums of x. */
-#define ROWS_PER_STEP 8
+#define ROWS_PER_STEP 16
 /* Batch entries of one pass over the row block; x_copy contains their chunk. */
 #define BATCH_SPAN 8
 /*
  * Row blocks ahead whose planes are prefetched into L2. Without prefetch,
- * the 8 rows times P planes of streams left the kernel waiting on memory
- * (2x slower at 8192 x 8192). Distances of 1, 2 and 4 blocks measured alike.
+ * the rows times P planes of streams left the kernel waiting on memory
+ * (2x slower at 8192 x 8192). Distances of 8 to 64 rows measured alike.
  */
-#define PREFETCH_BLOCKS 2
+#define PREFETCH_BLOCKS 1
+
+/* What a slot without a plane reads. */
+static const uint8_t kZeroBytes[64];
 
 typedef struct chunk {
     size_t first_col;
@@ -103,46 +106,34 @@ static RBE_ALWAYS_INLINE float reduce_lanes(__m512 v)
     return _mm_cvtss_f32(level1);
 }
 
-RBE_TARGET_DECODE
-static RBE_ALWAYS_INLINE __m512i unpack8(__m512i a, __m512i b, int high, int used)
-{
-    if (!used) {
-        return _mm512_setzero_si512();
-    }
-    return high ? _mm512_unpackhi_epi8(a, b) : _mm512_unpacklo_epi8(a, b);
-}
-
-RBE_TARGET_DECODE
-static RBE_ALWAYS_INLINE __m512i unpack16(__m512i a, __m512i b, int high, int used)
-{
-    if (!used) {
-        return _mm512_setzero_si512();
-    }
-    return high ? _mm512_unpackhi_epi16(a, b) : _mm512_unpacklo_epi16(a, b);
-}
-
 /*
  * Turns 8 registers of plane bytes (slot s of a byte group) into 8 registers
  * of codes. A byte transpose by unpacks gathers the 8 slots of each 8-column
  * group into one qword. Then gf2p8affineqb, with the data as its matrix,
  * moves bit c of slot s to bit 7 - s of byte c. The unpacks work inside 128-bit
- * lanes, so lane L of output register i contains block 8 L + i. Bit s of
- * `used` is set when slot s may be nonzero, and unpacks of zeros are skipped.
+ * lanes, so lane L of output register i contains block 8 L + i. Unused
+ * slots are zero and go through the same steps: skipping them behind
+ * branches made the kernel spill registers and run slower.
  */
 RBE_TARGET_DECODE
-static RBE_ALWAYS_INLINE void transpose_slots(const __m512i *slot, unsigned used,
-                                              __m512i *codes)
+static RBE_ALWAYS_INLINE void transpose_slots(const __m512i *slot, __m512i *codes)
 {
     const __m512i bit_of_byte = _mm512_set1_epi64(0x8040201008040201ll);
 
     for (int a = 0; a < 2; a++) {
-        __m512i pair01 = unpack8(slot[0], slot[1], a, used & 0x03u);
-        __m512i pair23 = unpack8(slot[2], slot[3], a, used & 0x0Cu);
-        __m512i pair45 = unpack8(slot[4], slot[5], a, used & 0x30u);
-        __m512i pair67 = unpack8(slot[6], slot[7], a, used & 0xC0u);
+        __m512i pair01 = a ? _mm512_unpackhi_epi8(slot[0], slot[1])
+                           : _mm512_unpacklo_epi8(slot[0], slot[1]);
+        __m512i pair23 = a ? _mm512_unpackhi_epi8(slot[2], slot[3])
+                           : _mm512_unpacklo_epi8(slot[2], slot[3]);
+        __m512i pair45 = a ? _mm512_unpackhi_epi8(slot[4], slot[5])
+                           : _mm512_unpacklo_epi8(slot[4], slot[5]);
+        __m512i pair67 = a ? _mm512_unpackhi_epi8(slot[6], slot[7])
+                           : _mm512_unpacklo_epi8(slot[6], slot[7]);
         for (int b = 0; b < 2; b++) {
-            __m512i quad0 = unpack16(pair01, pair23, b, used & 0x0Fu);
-            __m512i quad1 = unpack16(pair45, pair67, b, used & 0xF0u);
+            __m512i quad0 = b ? _mm512_unpackhi_epi16(pair01, pair23)
+                              : _mm512_unpacklo_epi16(pair01, pair23);
+            __m512i quad1 = b ? _mm512_unpackhi_epi16(pair45, pair67)
+                              : _mm512_unpacklo_epi16(pair45, pair67);
             for (int c = 0; c < 2; c++) {
                 __m512i octet = c ? _mm512_unpackhi_epi32(quad0, quad1)
                                   : _mm512_unpacklo_epi32(quad0, quad1);
@@ -159,8 +150,8 @@ static RBE_ALWAYS_INLINE void transpose_slots(const __m512i *slot, unsigned used
  * `second_words` from lanes 2 and 3.
  */
 typedef struct decode_plan {
-    const uint8_t *slot_plane[16];
-    unsigned used;                 /* bit s: slot s contains a plane */
+    const uint8_t *slot_plane[16]; /* kZeroBytes for a slot without a plane */
+    size_t offset_mask[16];        /* 0 for such a slot, so it reads kZeroBytes */
     __m512i first_words;
     __m512i second_words;
 } decode_plan;
@@ -173,9 +164,9 @@ static void make_decode_plan(const rbe_gemm_args *args, decode_plan *plan)
 
     for (unsigned s = 0; s < 16; s++) {
         int has_plane = s >= first_slot && s < first_slot + args->planes_used;
-        plan->slot_plane[s] = args->planes[has_plane ? s - first_slot : 0];
+        plan->slot_plane[s] = has_plane ? args->planes[s - first_slot] : kZeroBytes;
+        plan->offset_mask[s] = has_plane ? ~(size_t)0 : 0;
     }
-    plan->used = ((1u << args->planes_used) - 1u) << first_slot;
 
     for (int j = 0; j < 32; j++) {
         first[2 * j] = (uint8_t)j;
@@ -188,21 +179,20 @@ static void make_decode_plan(const rbe_gemm_args *args, decode_plan *plan)
 }
 
 /*
- * Loads the 64 plane bytes of slot s at offset, zero for an unused slot.
- * Whole chunks avoid the masked load: moving a mask into a mask register
- * costs several cycles on Zen 4.
+ * Loads the 64 plane bytes of slot s at offset, zero for a slot without a
+ * plane, without branches. Whole chunks avoid the masked load: moving a
+ * mask into a mask register costs several cycles on Zen 4.
  */
 RBE_TARGET_DECODE
 static RBE_ALWAYS_INLINE __m512i load_slot(const decode_plan *plan, unsigned s, size_t offset,
                                            __mmask64 valid)
 {
-    if (!((plan->used >> s) & 1u)) {
-        return _mm512_setzero_si512();
-    }
+    const uint8_t *at = plan->slot_plane[s] + (offset & plan->offset_mask[s]);
+
     if (valid == ~(__mmask64)0) {
-        return _mm512_loadu_si512(plan->slot_plane[s] + offset);
+        return _mm512_loadu_si512(at);
     }
-    return _mm512_maskz_loadu_epi8(valid, plan->slot_plane[s] + offset);
+    return _mm512_maskz_loadu_epi8(valid, at);
 }
 
 /*
@@ -235,7 +225,7 @@ static void decode_row_chunk(const rbe_gemm_args *args, size_t r, const chunk *c
         slot[s] = load_slot(plan, s, offset, valid);
     }
 
-    transpose_slots(slot + 8, plan->used >> 8, low);
+    transpose_slots(slot + 8, low);
     if (!st->wide) {
 #pragma GCC unroll 8
         for (int i = 0; i < 8; i++) {
@@ -248,7 +238,7 @@ static void decode_row_chunk(const rbe_gemm_args *args, size_t r, const chunk *c
     for (unsigned s = 0; s < 8; s++) {
         slot[s] = load_slot(plan, s, offset, valid);
     }
-    transpose_slots(slot, plan->used & 0xFFu, high);
+    transpose_slots(slot, high);
 #pragma GCC unroll 8
     for (int i = 0; i < 8; i++) {
         uint16_t *out = st->codes.wide[r] + 64 * i;
