@@ -305,7 +305,6 @@ static inline float rbe_gemm_add_group(float total, const float *lanes, const fl
     return rbe_gemm_add_group_sums(total, bits_sum, x_sum, scale, center_offset, zero);
 }
 
-
 /*
  * Checks every argument of an upper-bitplane update except the gradient:
  * the checks of rbe_update_upper in its order, minus the gradient's.
