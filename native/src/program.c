@@ -1,9 +1,10 @@
 /*
  * Layer programs: validation, workspace planning and the forward pass
- * (program_step.c has the training step). The workspace holds every layer's output and the gradient
- * with respect to it (batch * width floats each), two floats per row for
- * each layer normalization, and one weight-gradient tile for
- * rbe_dense_update. Nothing the size of a weight matrix is allocated.
+ * (program_step.c has the training step). The workspace contains every
+ * layer's output and the gradient with respect to it (batch * width floats
+ * each), two floats per row for each layer normalization, and one
+ * weight-gradient tile for rbe_dense_update. Nothing the size of a weight
+ * matrix is allocated.
  */
 #include <float.h>
 #include <math.h>

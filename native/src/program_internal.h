@@ -39,7 +39,7 @@ void rbe_activation_forward(rbe_layer_kind kind, const float *input, size_t coun
 void rbe_activation_backward(rbe_layer_kind kind, const float *input, const float *output,
                              const float *grad_output, size_t count, float *grad_input);
 
-/* stats holds 2 floats per row: the mean and the reciprocal standard deviation. */
+/* stats has 2 floats per row: the mean and the reciprocal standard deviation. */
 void rbe_layer_norm_forward(const rbe_layer *layer, const float *input, size_t batch,
                             float *output, float *stats);
 void rbe_layer_norm_backward(const rbe_layer *layer, const float *input, const float *stats,

@@ -137,9 +137,9 @@ static int finite_max(const float *values, size_t count, float *largest)
 
 /*
  * Stores the squared norm of a layer's weight gradient. The Gram identity
- * costs batch^2 * (rows + cols) and recomputing the gradient tile by tile
- * costs batch * rows * cols, so the cheaper one runs: many rows of a token
- * head (batch * tokens) would make the Gram matrices the slowest part.
+ * costs batch^2 * (rows + cols), and recomputing the gradient tile by tile
+ * costs batch * rows * cols, so the cheaper one runs. With the many rows of
+ * a token head (batch * tokens), the Gram matrices would be the slowest part.
  */
 static rbe_status gradient_sum_squares(const rbe_layer *layer, const float *input,
                                        const float *grad_output, size_t batch, float *tile,
@@ -172,7 +172,7 @@ static rbe_status gradient_sum_squares(const rbe_layer *layer, const float *inpu
 
 /*
  * Computes the gradient scale of one trainable layer and checks, with twice
- * the margin that rbe_dense_update asks for, that no gradient element can
+ * the margin that rbe_dense_update requires, that no gradient element can
  * overflow.
  */
 static rbe_status plan_update(const rbe_layer *layer, const float *input,
