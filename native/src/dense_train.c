@@ -15,11 +15,11 @@
  * Gradient rows per tile: two of the SIMD kernels' 4-row register blocks. A
  * tile of a 4864-column layer is 152 KiB, which fits in L2 beside x.
  */
-/* NOTE: with thousands of batch rows (a token head) the gradient takes about
- * 4 times as long as numpy's float32 GEMM (87 against 23 ms for 384 x 1536
- * at 2048 rows, AVX2, one thread): the kernels round each product before
- * adding it and reload x for every 4 rows. Larger tiles (64 rows) did not
- * help, so the limit is the kernel's arithmetic, not memory. */
+/* NOTE: with thousands of batch rows (a token head), the gradient takes
+ * about 4 times as long as numpy's float32 GEMM: 87 against 23 ms for
+ * 384 x 1536 at 2048 rows (AVX2, one thread). The kernels round each
+ * product before adding it and reload x for every 4 rows. Tiles of 64 rows
+ * ran no faster, so the limit is the arithmetic, not memory. */
 #define DENSE_TILE_ROWS 8
 
 /* Sum of a[i] * b[i] in double, in four interleaved partial sums for speed. */
@@ -84,8 +84,7 @@ size_t rbe_dense_update_workspace(const rbe_layout *layout)
     return tile_rows(layout) * layout->cols;
 }
 
-/* Stores the largest |value| of data[0..n-1]; returns 0 if any is not finite. */
-static int max_abs_finite(const float *data, size_t n, float *max_abs)
+int rbe_max_abs_finite(const float *data, size_t n, float *max_abs)
 {
     float largest = 0.0f;
 
@@ -111,8 +110,8 @@ static rbe_status check_gradient_inputs(const rbe_layout *layout, const float *x
     float max_x = 0.0f;
     float max_dy = 0.0f;
 
-    if (!max_abs_finite(x, batch * layout->cols, &max_x) ||
-        !max_abs_finite(dy, batch * layout->rows, &max_dy)) {
+    if (!rbe_max_abs_finite(x, batch * layout->cols, &max_x) ||
+        !rbe_max_abs_finite(dy, batch * layout->rows, &max_dy)) {
         return RBE_ERR_VALUE;
     }
     double growth = grad_scale > 1.0f ? (double)grad_scale : 1.0;

@@ -26,19 +26,10 @@
  * whole 64-bit words of the planes. Each column's result depends only on
  * that column, so any split gives the same bits.
  */
-#define _POSIX_C_SOURCE 200809L
-
 #include <stdint.h>
 #include <string.h>
 
 #include "internal.h"
-
-#if !defined(_WIN32)
-#include <pthread.h>
-#define RBE_HAVE_THREADS 1
-#endif
-
-#define RBE_MAX_THREADS 256
 
 /* Decoded rows per tile: TILE_ROWS * RBE_CHUNK_COLS floats (16 KiB) stay in L1. */
 #define TILE_ROWS 16
@@ -55,35 +46,6 @@ typedef struct gemm_t_args {
     size_t batch;
     float *dx;
 } gemm_t_args;
-
-typedef struct gemm_t_task {
-    const gemm_t_args *args;
-    size_t col_begin;
-    size_t col_end;
-} gemm_t_task;
-
-static rbe_status check_gemm_t_arguments(const rbe_layout *layout, const uint8_t *const *planes,
-                                         unsigned planes_used, const float *scale,
-                                         const float *zero, const float *dy, size_t batch,
-                                         const float *dx)
-{
-    if (scale == NULL || zero == NULL || dy == NULL || dx == NULL || planes == NULL) {
-        return RBE_ERR_NULL;
-    }
-    if (batch == 0 || batch > SIZE_MAX / sizeof(float) / layout->cols ||
-        batch > SIZE_MAX / sizeof(float) / layout->rows) {
-        return RBE_ERR_SIZE;
-    }
-    if (planes_used < 1 || planes_used > layout->bits) {
-        return RBE_ERR_PLANES;
-    }
-    for (unsigned p = 0; p < planes_used; p++) {
-        if (planes[p] == NULL) {
-            return RBE_ERR_NULL;
-        }
-    }
-    return rbe_check_scale_zero(layout, scale, zero);
-}
 
 /*
  * Decodes rows [first_row, first_row + row_count) and columns
@@ -122,8 +84,9 @@ static void decode_tile(const gemm_t_args *args, size_t first_row, size_t row_co
 }
 
 /* Computes dx for columns [col_begin, col_end) and every batch entry. */
-static void gemm_t_columns(const gemm_t_args *args, size_t col_begin, size_t col_end)
+static void gemm_t_columns(const void *context, size_t col_begin, size_t col_end)
 {
+    const gemm_t_args *args = context;
     const rbe_layout *layout = args->layout;
     float tile[TILE_ROWS * RBE_CHUNK_COLS];
 
@@ -146,50 +109,6 @@ static void gemm_t_columns(const gemm_t_args *args, size_t col_begin, size_t col
     }
 }
 
-#ifdef RBE_HAVE_THREADS
-static void *run_task(void *opaque)
-{
-    gemm_t_task *task = opaque;
-    if (task->col_begin < task->col_end) {
-        gemm_t_columns(task->args, task->col_begin, task->col_end);
-    }
-    return NULL;
-}
-
-/* Splits the columns into `threads` ranges; this thread runs the first. */
-static void run_threaded(const gemm_t_args *args, unsigned threads)
-{
-    size_t words = (args->layout->cols + 63) / 64;
-    gemm_t_task tasks[RBE_MAX_THREADS] = {{NULL, 0, 0}};
-    pthread_t handles[RBE_MAX_THREADS];
-    int started[RBE_MAX_THREADS] = {0};
-
-    if (threads > words) {
-        threads = (unsigned)words;
-    }
-    for (unsigned t = 0; t < threads; t++) {
-        size_t begin = words * t / threads * 64;
-        size_t end = words * (t + 1) / threads * 64;
-        tasks[t].args = args;
-        tasks[t].col_begin = begin < args->layout->cols ? begin : args->layout->cols;
-        tasks[t].col_end = end < args->layout->cols ? end : args->layout->cols;
-    }
-
-    /* A thread that cannot start leaves its columns to this thread. */
-    for (unsigned t = 1; t < threads; t++) {
-        started[t] = pthread_create(&handles[t], NULL, run_task, &tasks[t]) == 0;
-    }
-    run_task(&tasks[0]);
-    for (unsigned t = 1; t < threads; t++) {
-        if (started[t]) {
-            pthread_join(handles[t], NULL);
-        } else {
-            run_task(&tasks[t]);
-        }
-    }
-}
-#endif
-
 rbe_status rbe_gemm_t_f32(const rbe_layout *layout, const uint8_t *const *planes,
                           unsigned planes_used, const float *scale, const float *zero,
                           const float *dy, size_t batch, float *dx, unsigned threads)
@@ -198,7 +117,7 @@ rbe_status rbe_gemm_t_f32(const rbe_layout *layout, const uint8_t *const *planes
     if (status != RBE_OK) {
         return status;
     }
-    status = check_gemm_t_arguments(layout, planes, planes_used, scale, zero, dy, batch, dx);
+    status = rbe_check_product_arguments(layout, planes, planes_used, scale, zero, dy, batch, dx);
     if (status != RBE_OK) {
         return status;
     }
@@ -207,19 +126,8 @@ rbe_status rbe_gemm_t_f32(const rbe_layout *layout, const uint8_t *const *planes
     if (kernels == NULL) {
         return RBE_ERR_ISA;
     }
-    if (threads > RBE_MAX_THREADS) {
-        return RBE_ERR_UNSUPPORTED;
-    }
-
     gemm_t_args args = {layout, kernels, planes, planes_used, scale, zero, dy, batch, dx};
-    if (threads <= 1) {
-        gemm_t_columns(&args, 0, layout->cols);
-        return RBE_OK;
-    }
-#ifdef RBE_HAVE_THREADS
-    run_threaded(&args, threads);
-    return RBE_OK;
-#else
-    return RBE_ERR_UNSUPPORTED;
-#endif
+
+    /* Ranges of whole 64-column words, so each thread reads whole plane words. */
+    return rbe_run_split(gemm_t_columns, &args, layout->cols, 64, threads);
 }

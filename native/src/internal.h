@@ -326,6 +326,35 @@ void rbe_update_rows(const rbe_layout *layout, const rbe_kernels *kernels,
                      int8_t *accum, const rbe_update_params *params, int fold,
                      size_t row_begin, size_t row_end);
 
+/* Stores the largest |value| of data[0..n-1]; returns 0 if any is not finite. */
+int rbe_max_abs_finite(const float *data, size_t n, float *max_abs);
+
+/* Threads that one product may start (its `threads` argument). */
+#define RBE_MAX_THREADS 256
+
+/* Work on units [begin, end) of one call; `context` carries its arguments. */
+typedef void (*rbe_range_fn)(const void *context, size_t begin, size_t end);
+
+/*
+ * Runs fn over [0, count), split into `threads` contiguous ranges whose
+ * bounds are multiples of `granule` (the last one ends at count). The
+ * calling thread runs the first range, and a thread that cannot start
+ * leaves its range to the calling thread. threads 0 or 1 runs everything
+ * here. Returns RBE_ERR_UNSUPPORTED, before running anything, for threads
+ * above RBE_MAX_THREADS or above 1 on a build without threads.
+ */
+rbe_status rbe_run_split(rbe_range_fn fn, const void *context, size_t count, size_t granule,
+                         unsigned threads);
+
+/*
+ * Checks the arguments that rbe_gemm_f32 and rbe_gemm_t_f32 share, for a
+ * product that reads `in` ([batch, cols] or [batch, rows]) and writes `out`.
+ */
+rbe_status rbe_check_product_arguments(const rbe_layout *layout, const uint8_t *const *planes,
+                                       unsigned planes_used, const float *scale,
+                                       const float *zero, const float *in, size_t batch,
+                                       const float *out);
+
 /* Returns the kernel table for `isa`, or NULL when this CPU cannot run it. */
 const rbe_kernels *rbe_kernels_for(rbe_isa isa);
 

@@ -119,22 +119,6 @@ static rbe_status run_backward(const rbe_program *program, const workspace_plan 
     return RBE_OK;
 }
 
-/* Stores the largest |value| in *largest; returns 0 when a value is not finite. */
-static int finite_max(const float *values, size_t count, float *largest)
-{
-    float result = 0.0f;
-
-    for (size_t i = 0; i < count; i++) {
-        float magnitude = fabsf(values[i]);
-        if (!(magnitude <= FLT_MAX)) {
-            return 0;
-        }
-        result = magnitude > result ? magnitude : result;
-    }
-    *largest = result;
-    return 1;
-}
-
 /*
  * Stores the squared norm of a layer's weight gradient. The Gram identity
  * costs batch^2 * (rows + cols), and recomputing the gradient tile by tile
@@ -184,8 +168,8 @@ static rbe_status plan_update(const rbe_layer *layer, const float *input,
     float largest_input;
     float largest_grad;
 
-    if (!finite_max(input, batch * cols, &largest_input) ||
-        !finite_max(grad_output, batch * rows, &largest_grad)) {
+    if (!rbe_max_abs_finite(input, batch * cols, &largest_input) ||
+        !rbe_max_abs_finite(grad_output, batch * rows, &largest_grad)) {
         return RBE_ERR_VALUE;
     }
 
