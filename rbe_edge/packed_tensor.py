@@ -166,9 +166,9 @@ class PackedTensor:
 
         Only for 2-D tensors packed with layout "kn" (a MatMul right operand
         [K, N]). `x` is [M, K] or [K] and is converted to float32; the result
-        is float32 [M, N] or [N]. One plane is a bit-serial sum of masked
-        activations; from 2 planes on, the codes of a few hundred columns at a
-        time are rebuilt from the plane bits and multiplied, so the time
+        is float32 [M, N] or [N]. With one plane it sums the activations whose
+        bit is set. From 2 planes on it rebuilds the codes of a few hundred
+        columns at a time from the plane bits and multiplies, so the time
         depends little on `planes`.
         `threads` splits the output columns between that many threads for
         this call. Results are identical for every ISA and thread count and

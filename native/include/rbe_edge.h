@@ -387,12 +387,12 @@ typedef struct rbe_program {
 
 /*
  * Validates a program (widths chain, pointers, parameters) and stores the
- * output width in *output_width. Returns the first error of
- * RBE_ERR_NULL, RBE_ERR_SIZE (a width does not match the previous layer's
- * output, or no layers), RBE_ERR_UNSUPPORTED (unknown kind or loss, or a
- * trainable dense layer that reads fewer than all planes), RBE_ERR_VALUE
- * (bad epsilon or decay) and the layout checks; *failed_layer is set to
- * the layer's index (layer_count for the program itself).
+ * output width in *output_width. On the first error it sets *failed_layer
+ * to the failing layer's index, or to layer_count for the program itself.
+ * Errors: RBE_ERR_NULL, RBE_ERR_SIZE (a width does not match the previous
+ * layer's output, or no layers), RBE_ERR_UNSUPPORTED (unknown kind or loss,
+ * or a trainable dense layer that reads fewer than all planes),
+ * RBE_ERR_VALUE (bad epsilon or decay), plus the layout checks.
  */
 rbe_status rbe_program_check(const rbe_program *program, size_t *output_width,
                              size_t *failed_layer);
