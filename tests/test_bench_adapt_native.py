@@ -62,14 +62,23 @@ def test_engines_start_from_same_loss(output):
         "the two rbe_edge engines start from the same planes and batch, so the same loss"
 
 
+def _verdict_agrees(printed: str, verdict: str, target: float) -> bool:
+    """The script decides on the unrounded ratio, so a printed value equal to the
+    target fits either verdict (1.004 prints as 1.00 and is not met)."""
+    value = float(printed)
+    if value == target:
+        return True
+    return (value < target) == (verdict == "met")
+
+
 def test_prints_both_ratios(output):
     memory = re.search(r"trainable weights: ([\d.]+) bytes per weight \(target <= 2\.5\): "
                        r"(met|NOT met)", output)
     speed = re.search(r"Adam step time: ([\d.]+) \(target <= 1\.0\): (met|NOT met)", output)
     assert memory, f"memory ratio line missing:\n{output}"
     assert speed, f"time ratio line missing:\n{output}"
-    assert (float(memory.group(1)) <= 2.5) == (memory.group(2) == "met")
-    assert (float(speed.group(1)) <= 1.0) == (speed.group(2) == "met")
+    assert _verdict_agrees(memory.group(1), memory.group(2), 2.5), memory.group(0)
+    assert _verdict_agrees(speed.group(1), speed.group(2), 1.0), speed.group(0)
     assert re.search(r"the same ratio on CPU time: [\d.]+", output), output
 
 
