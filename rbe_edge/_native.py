@@ -52,6 +52,8 @@ def check(status: int, operation: str) -> None:
     """Raise NativeError unless `status` is RBE_OK."""
     if status != lib.RBE_OK:
         message = ffi.string(lib.rbe_status_message(status)).decode("utf-8")
+        if status == lib.RBE_ERR_MEMORY:
+            raise MemoryError(f"{operation} failed: {message}")
         raise NativeError(operation, int(status), message)
 
 

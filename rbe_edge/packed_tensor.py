@@ -166,13 +166,16 @@ class PackedTensor:
 
         Only for 2-D tensors packed with layout "kn" (a MatMul right operand
         [K, N]). `x` is [M, K] or [K] and is converted to float32; the result
-        is float32 [M, N] or [N]. With one plane it sums the activations whose
-        bit is set. From 2 planes on it rebuilds the codes of a few hundred
-        columns at a time from the plane bits and multiplies, so the time
-        depends little on `planes`.
+        is float32 [M, N] or [N]. With 1 plane, with 2 planes and up to 4
+        rows of x, or with 3 planes and one row, it looks up sums of x in
+        tables, one lookup per 4 weights and plane, so the time grows with
+        `planes`. Otherwise it rebuilds the codes of a few hundred columns
+        at a time from the plane bits and multiplies, at a cost that depends
+        little on `planes`.
         `threads` splits the output columns between that many threads for
         this call. Results are identical for every ISA and thread count and
-        within float32 accumulation error of the exact product.
+        within float32 accumulation error of the exact product; a row of x
+        alone may round differently than inside a larger batch.
         """
         if self.layout != "kn":
             raise ValueError(

@@ -50,7 +50,8 @@ typedef enum rbe_status {
     RBE_ERR_VERSION = 12,       /* a container was written by a newer format version */
     RBE_ERR_TRUNCATED = 13,     /* a container ends before the data it declares */
     RBE_ERR_CHECKSUM = 14,      /* a CRC32C of a container chunk does not match */
-    RBE_ERR_VALUE = 15          /* a float argument is NaN, infinite or out of range */
+    RBE_ERR_VALUE = 15,         /* a float argument is NaN, infinite or out of range */
+    RBE_ERR_MEMORY = 16         /* a working buffer could not be allocated */
 } rbe_status;
 
 /* Kernel families. RBE_ISA_AUTO picks the fastest one the CPU supports. */
@@ -163,32 +164,44 @@ rbe_status rbe_decode_i8(const rbe_layout *layout, const uint8_t *const *planes,
  * Product y[m, n] = sum_k x[m, k] * W_P[n, k] for m < batch, read from the
  * planes, where W_P is the matrix decoded with the top `planes_used` planes
  * (see rbe_decode_f32). x is row-major [batch, cols] and y row-major
- * [batch, rows]; no float matrix of the weights is formed. With P = 1 the
- * kernels add the activations whose bit is set. With P >= 2 they rebuild
- * the integer codes of a few hundred columns at a time from the plane bits
- * and multiply; the SIMD kernels decode each weight once per 8 batch
- * entries.
+ * [batch, rows]; no float matrix of the weights is formed. Two paths, each
+ * exact up to float32 rounding:
+ *  - lookup: for every 4 columns, a table holds the sums of x over all 16
+ *    subsets of them, and each plane adds one table entry per 4 weights,
+ *    indexed by their 4 bits, so the cost grows with P times the batch;
+ *  - decode: the integer codes of a few hundred columns at a time are
+ *    rebuilt from the plane bits and multiplied, once per 8 batch entries,
+ *    at a cost that hardly depends on P.
+ * The lookup path serves P = 1, P = 2 up to 4 batch entries and P = 3 for
+ * one, when each group starts on a 16-column boundary (or there is one
+ * group per row); it allocates 16 floats per 4 columns and batch entry for
+ * the call. Everything else takes the decode path.
  *
  * Results do not depend on the ISA or the thread count: every kernel
- * accumulates in float32 in one fixed order, chosen by P alone. Inside each
- * group, lane j = (k - group start) % 16 sums its columns in increasing k.
- * For P = 1 a column adds x * 2^(B-1) to the lane where its bit is set. For
- * P >= 2 a column sets lane = fmaf(x, c_P, lane), rounded once, where
- * c_P = sum over p < P of bit_p * 2^(B-1-p) is the code with its low B-P
- * bits cleared; zero codes are multiplied too, so an infinite or NaN x
- * propagates as in a dense product. The 16 lanes are then added pairwise
- * (j + 8, + 4, + 2, + 1). The group adds scale * (that sum + (center
- * offset - zero) * sum of the group's x), where the center offset is
- * (2^(B-P) - 1) / 2 and the x sum uses the same lanes and tree. Groups
- * accumulate in order. The error against exact arithmetic is that of
- * float32 summation over a chain of G / 16 roundings per lane for P >= 2
- * (2 G / 16 for P = 1), plus 8 and one per group.
+ * accumulates in float32 in one fixed order, chosen by the layout, P and
+ * the batch size (so one batch entry may round differently alone than in
+ * a larger batch). Decode path: inside each group, lane j = (k - group
+ * start) % 16 sets lane = fmaf(x, c_P, lane) for its columns in increasing
+ * k, rounded once, where c_P = sum over p < P of bit_p * 2^(B-1-p) is the
+ * code with its low B-P bits cleared; zero codes are multiplied too, so an
+ * infinite or NaN x propagates as in a dense product. The 16 lanes are then
+ * added pairwise (j + 8, + 4, + 2, + 1). Lookup path: table entry
+ * 2^b + i is entry i + x[4 t + b], from entry 0 = +0.0 (x = 0 past the last
+ * column); for each plane, four chains take the group's tables in turn
+ * (table i to chain i % 4), the plane sum is (chain 0 + chain 1) + (chain 2 +
+ * chain 3), and the planes join in order as sum + plane sum * 2^(B-1-p).
+ * Both paths: the group adds scale * (that sum + (center offset - zero) *
+ * sum of the group's x), where the center offset is (2^(B-P) - 1) / 2 and
+ * the x sum uses 16 lanes and the pairwise tree. Groups accumulate in
+ * order. The error against exact arithmetic is that of float32 summation
+ * over a chain of G / 16 roundings, plus 8 + P and one per group.
  *
  * `threads` (0 or 1 means the calling thread only) splits the rows between
  * that many threads started for this call; no pool outlives the call.
- * Errors: RBE_ERR_NULL, RBE_ERR_SIZE (batch zero or batch * cols or
- * batch * rows overflows), RBE_ERR_PLANES, RBE_ERR_SCALE, RBE_ERR_ZERO,
- * RBE_ERR_ISA, RBE_ERR_UNSUPPORTED (threads above 256, or threads above 1
+ * Errors: RBE_ERR_NULL, RBE_ERR_SIZE (batch zero, or a byte count of x, y
+ * or the lookup tables overflows), RBE_ERR_PLANES, RBE_ERR_SCALE,
+ * RBE_ERR_ZERO, RBE_ERR_ISA, RBE_ERR_MEMORY (the lookup tables could not
+ * be allocated), RBE_ERR_UNSUPPORTED (threads above 256, or threads above 1
  * on a build without threads), plus the layout checks.
  */
 rbe_status rbe_gemm_f32(const rbe_layout *layout, const uint8_t *const *planes,

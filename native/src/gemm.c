@@ -4,6 +4,7 @@
  * gives the same bits.
  */
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "internal.h"
 
@@ -42,6 +43,36 @@ static void run_rows(const void *context, size_t row_begin, size_t row_end)
     call->rows_fn(call->args, row_begin, row_end);
 }
 
+/* Bytes past malloc's alignment that let the tables start on a 64-byte line. */
+#define LUT_ALIGN 64
+
+/*
+ * Allocates and fills the lookup tables and group sums of x, shared by
+ * every thread of the call; *memory receives the block to free.
+ */
+static rbe_status prepare_lookup(rbe_gemm_args *args, void **memory)
+{
+    const rbe_layout *layout = args->layout;
+    size_t per_entry = rbe_gemm_lut_tables_per_row(layout) * RBE_LUT_ENTRIES + layout->groups;
+
+    if (args->batch > (SIZE_MAX - LUT_ALIGN) / sizeof(float) / per_entry) {
+        return RBE_ERR_SIZE;
+    }
+    size_t table_floats = args->batch * rbe_gemm_lut_tables_per_row(layout) * RBE_LUT_ENTRIES;
+    *memory = malloc(args->batch * per_entry * sizeof(float) + LUT_ALIGN);
+    if (*memory == NULL) {
+        return RBE_ERR_MEMORY;
+    }
+
+    uintptr_t start = ((uintptr_t)*memory + LUT_ALIGN - 1) & ~(uintptr_t)(LUT_ALIGN - 1);
+    float *tables = (float *)start;
+    float *x_sums = tables + table_floats;
+    rbe_gemm_lut_tables(layout, args->x, args->batch, tables, x_sums);
+    args->lut = tables;
+    args->lut_x_sums = x_sums;
+    return RBE_OK;
+}
+
 rbe_status rbe_gemm_f32(const rbe_layout *layout, const uint8_t *const *planes,
                         unsigned planes_used, const float *scale, const float *zero,
                         const float *x, size_t batch, float *y, unsigned threads)
@@ -66,7 +97,17 @@ rbe_status rbe_gemm_f32(const rbe_layout *layout, const uint8_t *const *planes,
         rows_fn = rbe_gemm_rows_scalar;
     }
 
-    rbe_gemm_args args = {layout, planes, planes_used, scale, zero, x, batch, y};
+    rbe_gemm_args args = {layout, planes, planes_used, scale, zero, x, batch, y, NULL, NULL};
+    void *lut_memory = NULL;
+    if (rbe_gemm_choose_path(layout, planes_used, batch) == RBE_GEMM_LOOKUP) {
+        status = prepare_lookup(&args, &lut_memory);
+        if (status != RBE_OK) {
+            return status;
+        }
+    }
+
     gemm_call call = {&args, rows_fn};
-    return rbe_run_split(run_rows, &call, layout->rows, 1, threads);
+    status = rbe_run_split(run_rows, &call, layout->rows, 1, threads);
+    free(lut_memory);
+    return status;
 }

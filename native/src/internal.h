@@ -87,6 +87,8 @@ typedef struct rbe_gemm_args {
     const float *x;   /* [batch, cols] */
     size_t batch;
     float *y;         /* [batch, rows] */
+    const float *lut;        /* lookup path: rbe_gemm_lut_tables output, else NULL */
+    const float *lut_x_sums; /* lookup path: [batch, groups] sums of x per group */
 } rbe_gemm_args;
 
 /* The center offset of c_P as a float: (2^(B-P) - 1) / 2, exact. */
@@ -133,24 +135,62 @@ static inline void rbe_gemm_for_row_blocks(const rbe_gemm_args *args, size_t row
 typedef void (*rbe_gemm_rows_fn)(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
 
 /*
- * Whether rbe_gemm_f32 takes the decode path for these B and P. That path
- * rebuilds each weight's code c_P from its P plane bits and adds x * c_P
- * with one fused multiply-add, in place of one masked add of x * 2^(B-1-p)
- * per set bit. The choice depends on B and P only, never on the ISA, so
- * every kernel family rounds the same way. NOTE: the limit was measured
- * with the AVX-512 kernels on one AMD EPYC Zen 4 machine, at 8192 x 8192
- * and 8-bit codes. P = 1 took 2.5 ms with masked adds and 3.7 ms decoded
- * at M = 1, but 20.5 against 15.1 ms at M = 8; it keeps the masked adds
- * for single-row previews. P = 2 took 5.3 against 4.0 ms (M = 1) and 36.5
- * against 15.6 ms (M = 8).
+ * The two ways a product runs. RBE_GEMM_DECODE rebuilds each weight's code
+ * c_P from its P plane bits and adds x * c_P with one fused multiply-add,
+ * so its cost hardly depends on P. RBE_GEMM_LOOKUP adds, per plane and per
+ * 4 columns, one entry of a 16-entry table of partial sums of x, so its
+ * cost grows with P times the batch.
  */
-#define RBE_GEMM_DECODE_MIN_PLANES 2
+typedef enum rbe_gemm_path {
+    RBE_GEMM_DECODE = 0,
+    RBE_GEMM_LOOKUP = 1
+} rbe_gemm_path;
 
-static inline int rbe_gemm_uses_decode(unsigned bits, unsigned planes_used)
+/* Columns that one lookup table covers, and its entries (every subset). */
+#define RBE_LUT_COLS 4
+#define RBE_LUT_ENTRIES 16
+/* Most planes and batch entries that the lookup kernels keep state for in one pass. */
+#define RBE_LUT_MAX_PLANES 3
+#define RBE_LUT_BATCH_SPAN 8
+
+/*
+ * Chooses the path from the layout, P and the batch only, never from the
+ * ISA, so every kernel family rounds the same way. The lookup path needs
+ * groups that start on a 16-column boundary. NOTE: the limits come from
+ * the AVX-512 kernels on one AMD EPYC Zen 4 machine at 8192 x 8192 with
+ * 8-bit codes and one thread (tools/bench_gemm.py), where a lookup pass
+ * cost about 1.05 ms per plane and batch entry and the decode path about
+ * 2 + 1.9 M ms; other CPUs may place the crossing elsewhere.
+ */
+static inline rbe_gemm_path rbe_gemm_choose_path(const rbe_layout *layout, unsigned planes_used,
+                                                 size_t batch)
 {
-    (void)bits;
-    return planes_used >= RBE_GEMM_DECODE_MIN_PLANES;
+    if (layout->groups > 1 && layout->group_size % 16 != 0) {
+        return RBE_GEMM_DECODE;
+    }
+    if (planes_used == 1 || (planes_used == 2 && batch <= 4) ||
+        (planes_used == RBE_LUT_MAX_PLANES && batch == 1)) {
+        return RBE_GEMM_LOOKUP;
+    }
+    return RBE_GEMM_DECODE;
 }
+
+/* Lookup tables of one product: ceil(cols / 4) tables of 16 floats per batch entry. */
+static inline size_t rbe_gemm_lut_tables_per_row(const rbe_layout *layout)
+{
+    return (layout->cols + RBE_LUT_COLS - 1) / RBE_LUT_COLS;
+}
+
+/*
+ * Fills the tables and group sums of x that the lookup path reads. Table t
+ * of batch entry m, at tables + (m * rbe_gemm_lut_tables_per_row + t) * 16,
+ * has entry e = the sum of x[m, 4 t + b] over the bits b set in e, built as
+ * entry[2^b + i] = entry[i] + x[m, 4 t + b] for i < 2^b from entry[0] = +0.0,
+ * with x = 0 past the last column. x_sums[m * groups + g] is the group's
+ * sum of x in the lanes and tree of rbe_gemm_add_group.
+ */
+void rbe_gemm_lut_tables(const rbe_layout *layout, const float *x, size_t batch, float *tables,
+                         float *x_sums);
 
 /* The code c_P of column `col` in one row: plane p gives bit B-1-p. */
 static inline unsigned rbe_gemm_code_at(const uint8_t *const *plane_rows, unsigned bits,
@@ -376,6 +416,7 @@ void rbe_refine_f32_scalar(const uint16_t *bit, size_t n, float scale, float del
 void rbe_dequant_i8_scalar(const uint16_t *codes, size_t n, unsigned bits, int8_t *out);
 void rbe_gemm_rows_scalar(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
 void rbe_gemm_decode_rows_scalar(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
+void rbe_gemm_lut_rows_scalar(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
 void rbe_update_upper_scalar(const rbe_update_segment *segment, uint16_t *upper,
                              const float *grad, int8_t *accum, size_t n);
 void rbe_gemm_t_tile_scalar(const rbe_gemm_t_tile *tile);
@@ -398,10 +439,12 @@ void rbe_refine_f32_avx2(const uint16_t *bit, size_t n, float scale, float delta
 void rbe_dequant_i8_avx2(const uint16_t *codes, size_t n, unsigned bits, int8_t *out);
 void rbe_gemm_rows_avx2(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
 void rbe_gemm_decode_rows_avx2(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
+void rbe_gemm_lut_rows_avx2(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
 #define RBE_TARGET_AVX512 __attribute__((target("avx512f")))
 void rbe_gemm_rows_avx512(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
 /* Needs AVX-512BW, VBMI and GFNI besides AVX-512F; see rbe_gemm_rows_avx512. */
 void rbe_gemm_decode_rows_avx512(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
+void rbe_gemm_lut_rows_avx512(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
 void rbe_update_upper_avx2(const rbe_update_segment *segment, uint16_t *upper,
                            const float *grad, int8_t *accum, size_t n);
 void rbe_gemm_t_tile_avx2(const rbe_gemm_t_tile *tile);
@@ -427,6 +470,7 @@ void rbe_fold_neon(uint16_t *codes, int8_t *accum, size_t n, unsigned bits,
 #if defined(__aarch64__)
 void rbe_gemm_rows_neon(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
 void rbe_gemm_decode_rows_neon(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
+void rbe_gemm_lut_rows_neon(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
 void rbe_update_upper_neon(const rbe_update_segment *segment, uint16_t *upper,
                            const float *grad, int8_t *accum, size_t n);
 void rbe_gemm_t_tile_neon(const rbe_gemm_t_tile *tile);

@@ -36,6 +36,8 @@ const char *rbe_status_message(rbe_status status)
         return "a CRC32C checksum of the container does not match: the file is corrupted";
     case RBE_ERR_VALUE:
         return "a float argument is NaN, infinite or out of range";
+    case RBE_ERR_MEMORY:
+        return "out of memory: a working buffer could not be allocated";
     }
     return "unknown rbe_status code";
 }

@@ -1,8 +1,8 @@
 /*
  * Bit-serial products: every kernel family and thread count equals the
  * scalar reference bit for bit, and the scalar reference stays within the
- * float32 accumulation bound of the exact product of its path (masked adds
- * per plane for P = 1, decoded codes and fused multiply-adds for P >= 2).
+ * float32 accumulation bound of the exact product, for both paths (lookup
+ * tables of partial sums of x, or decoded codes and fused multiply-adds).
  * The shapes hit every tail. K runs from 1 to 1100 around multiples of 16
  * and the 256- and 512-column runs of the decode kernels. Rows fall around
  * their blocks of 4, 8 and 16, and batch runs from 1 to 33 around the tiles
@@ -107,29 +107,32 @@ static double code_at(const problem *pr, size_t row, size_t col, unsigned planes
 }
 
 /*
- * Roundings per lane and column in the order that rbe_gemm_f32 documents:
- * P = 1 adds x * 2^(B-1) where the bit is set (P + 1 = 2 counts the add and
- * the x sum), P >= 2 makes one fused multiply-add per column.
+ * The longest chain of roundings of either path in the order that
+ * rbe_gemm_f32 documents. Decode: one fused multiply-add per column in
+ * each of 16 lanes, then 4 tree levels. Lookup: 3 roundings to build a
+ * table entry, one add per 4 columns in each of 4 chains, 2 to join the
+ * chains and one per plane. Both then add the offset, the scale, the group
+ * sum and one per group.
  */
-static double lane_roundings(unsigned planes_used)
+static double longest_chain(const rbe_layout *l, unsigned planes_used)
 {
-    return planes_used >= 2 ? 1.0 : (double)planes_used + 1.0;
+    double decode = (double)((l->group_size + 15) / 16) + 4;
+    double lookup = (double)((l->group_size + 15) / 16) + 3 + 2 + planes_used;
+    return (decode > lookup ? decode : lookup) + 4 + (double)l->groups;
 }
 
 /*
  * Checks |y - exact| <= gamma(n) * 2 * sum_g scale * (sum_k |x| q_P + |mid - zero| sum_k |x|),
  * the standard bound for float32 summation (gamma(n) = n u / (1 - n u),
- * u = 2^-24) over the longest chain of n roundings: G/16 lane steps of
- * lane_roundings each, 4 tree levels, the offset, the scale and the group
- * sum. The factor 2 covers the two reduced sums that meet in the offset term.
+ * u = 2^-24) over the longest chain of n roundings (longest_chain). The
+ * factor 2 covers the two reduced sums that meet in the offset term.
  */
 static int within_float32_bound(const problem *pr, unsigned planes_used, const float *y)
 {
     const rbe_layout *l = &pr->layout;
     unsigned bits = l->bits;
     double midpoint = planes_used < bits ? (double)(1u << (bits - planes_used - 1)) - 0.5 : 0.0;
-    double chain = (double)((l->group_size + 15) / 16) * lane_roundings(planes_used) + 8 +
-                   (double)l->groups;
+    double chain = longest_chain(l, planes_used);
     double u = ldexp(1.0, -24);
     double gamma = chain * u / (1.0 - chain * u);
 
@@ -252,6 +255,10 @@ static void check_gemm_arguments(void)
           RBE_ERR_SIZE, "batch 0");
     CHECK(rbe_gemm_f32(&pr.layout, pr.planes, 8, pr.scale, pr.zero, pr.x, SIZE_MAX / 8, y, 1) ==
           RBE_ERR_SIZE, "batch overflow");
+    /* Passes the x and y size checks, but its lookup tables would overflow. */
+    CHECK(rbe_gemm_f32(&pr.layout, pr.planes, 1, pr.scale, pr.zero, pr.x,
+                       SIZE_MAX / sizeof(float) / 32 - 1, y, 1) == RBE_ERR_SIZE,
+          "lookup tables overflow");
     CHECK(rbe_gemm_f32(&pr.layout, pr.planes, 0, pr.scale, pr.zero, pr.x, 2, y, 1) ==
           RBE_ERR_PLANES, "P = 0");
     CHECK(rbe_gemm_f32(&pr.layout, pr.planes, 9, pr.scale, pr.zero, pr.x, 2, y, 1) ==

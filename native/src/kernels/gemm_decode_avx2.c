@@ -1,5 +1,5 @@
 /*
- * AVX2 decode path of the product (see rbe_gemm_uses_decode), laid out as
+ * AVX2 decode path of the product (see rbe_gemm_choose_path), laid out as
  * gemm_decode_avx512.c. It decodes 4 rows per run of 256 columns into a
  * small buffer of integer codes. Then each 8 weights and batch entry take
  * one fused multiply-add. The codes come from a byte transpose by unpacks

@@ -1,13 +1,12 @@
 /*
- * AVX-512 decode path of the product (see rbe_gemm_uses_decode). For 16
+ * AVX-512 decode path of the product (see rbe_gemm_choose_path). For 16
  * rows and a run of 512 columns it loads 64 bytes of every used plane and
  * turns them into 512 codes per row with a byte transpose (unpack
  * instructions) and one GFNI 8x8 bit transpose per 8 columns. The codes go to a small
  * integer buffer. Each 16-column block of codes then becomes one vector of
  * floats that feeds one fused multiply-add per batch entry, so a batch
- * reuses every decoded block. Masked adds per plane cost 1 to 2 cycles per
- * 16 weights and plane on Zen 4, because each 16-bit mask must move into a
- * mask register, while this path costs about the same for any P.
+ * reuses every decoded block. Its cost hardly depends on P, so it serves
+ * the larger P and batches (see rbe_gemm_choose_path).
  *
  * Order: the accumulator of (row, batch entry) is lane j of one vector,
  * fed in increasing k and reduced when its group ends, as the scalar

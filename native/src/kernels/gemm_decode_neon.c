@@ -1,5 +1,5 @@
 /*
- * NEON (aarch64) decode path of the product (see rbe_gemm_uses_decode),
+ * NEON (aarch64) decode path of the product (see rbe_gemm_choose_path),
  * laid out as gemm_decode_avx2.c. It decodes 4 rows per run of 256 columns
  * into a small buffer of integer codes. Then each 4 weights and batch entry
  * take one fused multiply-add (vfmaq_f32, rounded once like fmaf). Each

@@ -1,6 +1,6 @@
 /*
  * Scalar reference of the decode path of the product (see
- * rbe_gemm_uses_decode). It follows the accumulation order that
+ * rbe_gemm_choose_path). It follows the accumulation order that
  * rbe_gemm_f32 documents element by element: lane j of a group sets
  * lane = fmaf(x, c_P, lane) for its columns in increasing k.
  *
