@@ -166,12 +166,12 @@ rbe_status rbe_decode_i8(const rbe_layout *layout, const uint8_t *const *planes,
  * (see rbe_decode_f32). x is row-major [batch, cols] and y row-major
  * [batch, rows]; no float matrix of the weights is formed. Two paths, each
  * exact up to float32 rounding:
- *  - lookup: for every 4 columns, a table holds the sums of x over all 16
- *    subsets of them, and each plane adds one table entry per 4 weights,
- *    indexed by their 4 bits, so the cost grows with P times the batch;
+ *  - lookup: for every 4 columns, a table contains the sums of x over all
+ *    16 subsets of them. Each plane adds one table entry per 4 weights,
+ *    indexed by their 4 bits, so the cost grows with P times the batch.
  *  - decode: the integer codes of a few hundred columns at a time are
- *    rebuilt from the plane bits and multiplied, once per 8 batch entries,
- *    at a cost that hardly depends on P.
+ *    rebuilt from the plane bits, once per 8 batch entries, and multiplied.
+ *    The cost hardly depends on P.
  * The lookup path serves P = 1, P = 2 up to 4 batch entries and P = 3 for
  * one, when each group starts on a 16-column boundary (or there is one
  * group per row); it allocates 16 floats per 4 columns and batch entry for
@@ -185,16 +185,18 @@ rbe_status rbe_decode_i8(const rbe_layout *layout, const uint8_t *const *planes,
  * k, rounded once, where c_P = sum over p < P of bit_p * 2^(B-1-p) is the
  * code with its low B-P bits cleared; zero codes are multiplied too, so an
  * infinite or NaN x propagates as in a dense product. The 16 lanes are then
- * added pairwise (j + 8, + 4, + 2, + 1). Lookup path: table entry
- * 2^b + i is entry i + x[4 t + b], from entry 0 = +0.0 (x = 0 past the last
- * column); for each plane, four chains take the group's tables in turn
- * (table i to chain i % 4), the plane sum is (chain 0 + chain 1) + (chain 2 +
- * chain 3), and the planes join in order as sum + plane sum * 2^(B-1-p).
- * Both paths: the group adds scale * (that sum + (center offset - zero) *
- * sum of the group's x), where the center offset is (2^(B-P) - 1) / 2 and
- * the x sum uses 16 lanes and the pairwise tree. Groups accumulate in
- * order. The error against exact arithmetic is that of float32 summation
- * over a chain of G / 16 roundings, plus 8 + P and one per group.
+ * added pairwise (j + 8, + 4, + 2, + 1). Lookup path: table entry 2^b + i
+ * is entry i + x[4 t + b], from entry 0 = +0.0 (x = 0 past the last
+ * column). For each plane, four chains take the group's tables in turn
+ * (table i to chain i % 4), and the plane sum is (chain 0 + chain 1) +
+ * (chain 2 + chain 3). The planes join in order as sum + plane sum *
+ * 2^(B-1-p). An infinite or NaN x reaches the result through the x sum
+ * below. Both paths: the group adds scale * (that sum + (center offset -
+ * zero) * sum of the group's x), where the center offset is
+ * (2^(B-P) - 1) / 2. The x sum uses 16 lanes and the pairwise tree. Groups
+ * accumulate in order. The error against exact arithmetic is that of
+ * float32 summation over a chain of G / 16 roundings, plus 8 + P and one
+ * per group.
  *
  * `threads` (0 or 1 means the calling thread only) splits the rows between
  * that many threads started for this call; no pool outlives the call.

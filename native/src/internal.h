@@ -158,9 +158,10 @@ typedef enum rbe_gemm_path {
  * ISA, so every kernel family rounds the same way. The lookup path needs
  * groups that start on a 16-column boundary. NOTE: the limits come from
  * the AVX-512 kernels on one AMD EPYC Zen 4 machine at 8192 x 8192 with
- * 8-bit codes and one thread (tools/bench_gemm.py), where a lookup pass
- * cost about 1.05 ms per plane and batch entry and the decode path about
- * 2 + 1.9 M ms; other CPUs may place the crossing elsewhere.
+ * 8-bit codes and one thread, where a lookup pass cost about 1.2 ms per
+ * plane and batch entry and the decode path about 2 + 1.7 M ms (see
+ * docs/benchmarks.md). Other CPUs may place the crossing elsewhere: AVX2
+ * alone would favour lookups up to about P = 8.
  */
 static inline rbe_gemm_path rbe_gemm_choose_path(const rbe_layout *layout, unsigned planes_used,
                                                  size_t batch)
