@@ -100,37 +100,6 @@ static inline float rbe_center_offset(unsigned bits, unsigned planes_used)
 /* Lanes of the fixed accumulation order that every GEMM kernel follows. */
 #define RBE_GEMM_LANES 16
 
-/* Rows that a SIMD GEMM kernel computes together. */
-typedef struct rbe_row_block {
-    size_t first_row;
-    size_t count;       /* valid rows, 1..the kernel's block size */
-} rbe_row_block;
-
-/* Computes y for one block of rows and one batch entry m. */
-typedef void (*rbe_gemm_block_fn)(const rbe_gemm_args *args, const rbe_row_block *block,
-                                  size_t m, float center_offset);
-
-/*
- * Walks rows [row_begin, row_end) in blocks of rows_per_step. The batch loop
- * sits inside the row block so that the block's planes stay in cache.
- */
-static inline void rbe_gemm_for_row_blocks(const rbe_gemm_args *args, size_t row_begin,
-                                           size_t row_end, size_t rows_per_step,
-                                           rbe_gemm_block_fn block_fn)
-{
-    float center_offset = rbe_center_offset(args->layout->bits, args->planes_used);
-
-    for (size_t row = row_begin; row < row_end; row += rows_per_step) {
-        rbe_row_block block;
-        block.first_row = row;
-        block.count = row_end - row < rows_per_step ? row_end - row : rows_per_step;
-
-        for (size_t m = 0; m < args->batch; m++) {
-            block_fn(args, &block, m, center_offset);
-        }
-    }
-}
-
 /* Computes y for rows [row_begin, row_end) and every batch entry. */
 typedef void (*rbe_gemm_rows_fn)(const rbe_gemm_args *args, size_t row_begin, size_t row_end);
 
