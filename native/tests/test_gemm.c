@@ -107,7 +107,7 @@ static double code_at(const problem *pr, size_t row, size_t col, unsigned planes
 }
 
 /*
- * The longest chain of roundings of either path in the order that
+ * The longer chain of roundings of the two paths, in the order that
  * rbe_gemm_f32 documents. Decode: one fused multiply-add per column in
  * each of 16 lanes, then 4 tree levels. Lookup: 3 roundings to build a
  * table entry, one add per 4 columns in each of 4 chains, 2 to join the
@@ -237,6 +237,26 @@ static void check_random_shapes(const rbe_isa *isas, size_t isa_count)
     }
 }
 
+/*
+ * Many groups per row on the lookup path. 65 groups of 16 columns cross the
+ * kernels' windows of 4, 8 and 16 groups and end in one left over. Groups
+ * of 48 columns end in the middle of a 32-column word.
+ */
+static void check_many_groups(const rbe_isa *isas, size_t isa_count)
+{
+    static const size_t shapes[][3] = {{17, 1040, 16}, {5, 1056, 48}, {33, 528, 16}};
+
+    for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+        for (size_t batch = 1; batch <= 3; batch += 2) {
+            problem pr;
+            CHECK(problem_make(&pr, shapes[i][0], shapes[i][1], 8, shapes[i][2], batch),
+                  "problem_make");
+            check_problem_planes(&pr, isas, isa_count, 0x7u);
+            problem_free(&pr);
+        }
+    }
+}
+
 static void check_gemm_arguments(void)
 {
     problem pr;
@@ -296,5 +316,6 @@ void test_gemm(void)
         }
     }
     check_random_shapes(isas, isa_count);
+    check_many_groups(isas, isa_count);
     printf("gemm: %zu SIMD kernel families checked against the scalar reference\n", isa_count);
 }

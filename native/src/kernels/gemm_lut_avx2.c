@@ -35,8 +35,35 @@ typedef struct block_state {
     size_t group_tables;
     size_t tables_per_row;
     const uint8_t *row_start[RBE_LUT_MAX_PLANES][ROWS_PER_STEP];
+    size_t window_group;                       /* first group in the windows below */
+    __m256 scale_window[8];                    /* [j] lane r: scale of row r, group + j */
+    __m256 zero_window[8];
     entry_state entries[RBE_LUT_BATCH_SPAN];
 } block_state;
+
+/* Puts dword j of row i into lane i of out[j]. */
+RBE_TARGET_AVX2
+static void transpose8(const __m256i *row, __m256i *out)
+{
+    __m256i pairs[8], quads[8];
+
+    for (int i = 0; i < 4; i++) {
+        pairs[2 * i] = _mm256_unpacklo_epi32(row[2 * i], row[2 * i + 1]);
+        pairs[2 * i + 1] = _mm256_unpackhi_epi32(row[2 * i], row[2 * i + 1]);
+    }
+    for (int g = 0; g < 2; g++) {
+        const __m256i *pair = pairs + 4 * g;
+        quads[4 * g] = _mm256_unpacklo_epi64(pair[0], pair[2]);
+        quads[4 * g + 1] = _mm256_unpackhi_epi64(pair[0], pair[2]);
+        quads[4 * g + 2] = _mm256_unpacklo_epi64(pair[1], pair[3]);
+        quads[4 * g + 3] = _mm256_unpackhi_epi64(pair[1], pair[3]);
+    }
+    /* quads[4 g + c] lane L: dword 4 L + c of rows 4 g .. 4 g + 3. */
+    for (int c = 0; c < 4; c++) {
+        out[c] = _mm256_permute2x128_si256(quads[c], quads[4 + c], 0x20);
+        out[4 + c] = _mm256_permute2x128_si256(quads[c], quads[4 + c], 0x31);
+    }
+}
 
 /*
  * Loads the chunk at `offset` of plane p and puts dword j of row i into
@@ -49,7 +76,7 @@ static void load_chunk(const block_state *block, unsigned p, size_t offset, __m2
     const rbe_layout *layout = block->args->layout;
     size_t valid = layout->row_stride - offset;
     int prefetch = block->first_row + ROWS_PER_STEP + PREFETCH_ROWS <= layout->rows;
-    __m256i rows[ROWS_PER_STEP], pairs[ROWS_PER_STEP], quads[ROWS_PER_STEP];
+    __m256i rows[ROWS_PER_STEP];
 
     for (int i = 0; i < ROWS_PER_STEP; i++) {
         const uint8_t *at = block->row_start[p][i] + offset;
@@ -64,22 +91,7 @@ static void load_chunk(const block_state *block, unsigned p, size_t offset, __m2
         rows[i] = _mm256_loadu_si256((const __m256i *)at);
     }
 
-    for (int i = 0; i < 4; i++) {
-        pairs[2 * i] = _mm256_unpacklo_epi32(rows[2 * i], rows[2 * i + 1]);
-        pairs[2 * i + 1] = _mm256_unpackhi_epi32(rows[2 * i], rows[2 * i + 1]);
-    }
-    for (int g = 0; g < 2; g++) {
-        const __m256i *pair = pairs + 4 * g;
-        quads[4 * g] = _mm256_unpacklo_epi64(pair[0], pair[2]);
-        quads[4 * g + 1] = _mm256_unpackhi_epi64(pair[0], pair[2]);
-        quads[4 * g + 2] = _mm256_unpacklo_epi64(pair[1], pair[3]);
-        quads[4 * g + 3] = _mm256_unpackhi_epi64(pair[1], pair[3]);
-    }
-    /* quads[4 g + c] lane L: dword 4 L + c of rows 4 g .. 4 g + 3. */
-    for (int c = 0; c < 4; c++) {
-        idx[c] = _mm256_permute2x128_si256(quads[c], quads[4 + c], 0x20);
-        idx[4 + c] = _mm256_permute2x128_si256(quads[c], quads[4 + c], 0x31);
-    }
+    transpose8(rows, idx);
 }
 
 /* Entry (nibbles & 15) of a 16-float table, per lane. */
@@ -92,63 +104,26 @@ static inline __m256 lookup(__m256i nibbles, const float *table)
     return _mm256_blendv_ps(low, high, bit3);
 }
 
-/* Closes a group of plane p: bits_sum = bits_sum + plane sum * 2^(B-1-p). */
-RBE_TARGET_AVX2
-static inline void close_group(__m256 *chain, __m256 weight, __m256 *bits_sum)
-{
-    __m256 plane_sum = _mm256_add_ps(_mm256_add_ps(chain[0], chain[1]),
-                                      _mm256_add_ps(chain[2], chain[3]));
-    *bits_sum = _mm256_add_ps(*bits_sum, _mm256_mul_ps(plane_sum, weight));
-    for (int c = 0; c < 4; c++) {
-        chain[c] = _mm256_setzero_ps();
-    }
-}
-
 /* Written out so that the four chains stay in registers. */
-#define LOOKUP_ADD(c, j)                                               \
+#define LOOKUP_ADD(c, j)                                       \
     c = _mm256_add_ps(c, lookup(nibbles, table + (j) * RBE_LUT_ENTRIES)); \
     nibbles = _mm256_srli_epi32(nibbles, 4);
-
-/* Adds the tables of `dwords` whole dwords of every row, table j to chain j % 4. */
-RBE_TARGET_AVX2
-static void add_dwords(__m256 *chain, const __m256i *idx, const float *table,
-                       size_t dwords)
-{
-    __m256 c0 = chain[0], c1 = chain[1], c2 = chain[2], c3 = chain[3];
-
-    for (size_t d = 0; d < dwords; d++) {
-        __m256i nibbles = idx[d];
-        LOOKUP_ADD(c0, 0) LOOKUP_ADD(c1, 1) LOOKUP_ADD(c2, 2) LOOKUP_ADD(c3, 3)
-        LOOKUP_ADD(c0, 4) LOOKUP_ADD(c1, 5) LOOKUP_ADD(c2, 6) LOOKUP_ADD(c3, 7)
-        table += 8 * RBE_LUT_ENTRIES;
-    }
-    chain[0] = c0;
-    chain[1] = c1;
-    chain[2] = c2;
-    chain[3] = c3;
-}
-
-/* Adds table t of the chunk (nibble t % 8 of dword t / 8) to chain t % 4. */
-RBE_TARGET_AVX2
-static void add_one_table(__m256 *chain, const __m256i *idx, const float *table,
-                          size_t t)
-{
-    __m256i nibbles = _mm256_srlv_epi32(idx[t / 8], _mm256_set1_epi32((int)(4 * (t % 8))));
-    chain[t % 4] = _mm256_add_ps(chain[t % 4], lookup(nibbles, table));
-}
 
 /*
  * Adds plane p's tables first_table .. first_table + count - 1 (one chunk)
  * to one entry's chains; next_end is the table where the open group ends.
- * Returns how many groups ended.
+ * Whole dwords inside a group take the unrolled loop. A group that ends
+ * adds bits_sum = bits_sum + plane sum * 2^(B-1-p). Returns how many groups
+ * ended.
  */
 RBE_TARGET_AVX2
-static size_t plane_chunk(entry_state *entry, unsigned p, __m256 weight,
-                          const __m256i *idx, size_t first_table, size_t count,
-                          size_t next_end, size_t group_tables)
+static size_t plane_chunk(entry_state *entry, unsigned p, __m256 weight, const __m256i *idx,
+                          size_t first_table, size_t count, size_t next_end,
+                          size_t group_tables)
 {
-    const float *tables = entry->tables + first_table * RBE_LUT_ENTRIES;
-    __m256 *chain = entry->chains[p];
+    const float *table = entry->tables + first_table * RBE_LUT_ENTRIES;
+    __m256 c0 = entry->chains[p][0], c1 = entry->chains[p][1];
+    __m256 c2 = entry->chains[p][2], c3 = entry->chains[p][3];
     size_t ended = 0;
     size_t t = 0;
 
@@ -158,25 +133,72 @@ static size_t plane_chunk(entry_state *entry, unsigned p, __m256 weight,
 
         while (t < stop) {
             if (t % 8 == 0 && t + 8 <= stop) {
-                size_t dwords = (stop - t) / 8;
-                add_dwords(chain, idx + t / 8, tables + t * RBE_LUT_ENTRIES, dwords);
-                t += 8 * dwords;
-            } else {
-                add_one_table(chain, idx, tables + t * RBE_LUT_ENTRIES, t);
-                t++;
+                __m256i nibbles = idx[t / 8];
+                LOOKUP_ADD(c0, 0) LOOKUP_ADD(c1, 1) LOOKUP_ADD(c2, 2) LOOKUP_ADD(c3, 3)
+                LOOKUP_ADD(c0, 4) LOOKUP_ADD(c1, 5) LOOKUP_ADD(c2, 6) LOOKUP_ADD(c3, 7)
+                table += 8 * RBE_LUT_ENTRIES;
+                t += 8;
+                continue;
             }
+            __m256 found = lookup(_mm256_srlv_epi32(idx[t / 8], _mm256_set1_epi32((int)(4 * (t % 8)))), table);
+            switch (t % 4) {
+            case 0: c0 = _mm256_add_ps(c0, found); break;
+            case 1: c1 = _mm256_add_ps(c1, found); break;
+            case 2: c2 = _mm256_add_ps(c2, found); break;
+            default: c3 = _mm256_add_ps(c3, found); break;
+            }
+            table += RBE_LUT_ENTRIES;
+            t++;
         }
         if (t == group_stop) {
-            close_group(chain, weight, &entry->bits_sums[ended++]);
+            __m256 plane_sum = _mm256_add_ps(_mm256_add_ps(c0, c1), _mm256_add_ps(c2, c3));
+            entry->bits_sums[ended] = _mm256_add_ps(entry->bits_sums[ended], _mm256_mul_ps(plane_sum, weight));
+            ended++;
+            c0 = c1 = c2 = c3 = _mm256_setzero_ps();
             next_end += group_tables;
         }
     }
+
+    entry->chains[p][0] = c0;
+    entry->chains[p][1] = c1;
+    entry->chains[p][2] = c2;
+    entry->chains[p][3] = c3;
     return ended;
+}
+
+/*
+ * Loads the scales and zeros of groups g .. g + 7 of the block's rows,
+ * transposed so that vector j carries group g + j of all 8 rows.
+ */
+RBE_TARGET_AVX2
+static void fill_param_windows(block_state *block, size_t g)
+{
+    const rbe_gemm_args *args = block->args;
+    size_t groups = args->layout->groups;
+    size_t count = groups - g < 8 ? groups - g : 8;
+    __m256i scale_rows[8], zero_rows[8], scale_columns[8], zero_columns[8];
+
+    for (size_t i = 0; i < ROWS_PER_STEP; i++) {
+        size_t row = block->first_row + (i < block->rows ? i : block->rows - 1);
+        float scale[8] = {0.0f}, zero[8] = {0.0f};
+        memcpy(scale, args->scale + row * groups + g, count * sizeof(float));
+        memcpy(zero, args->zero + row * groups + g, count * sizeof(float));
+        scale_rows[i] = _mm256_castps_si256(_mm256_loadu_ps(scale));
+        zero_rows[i] = _mm256_castps_si256(_mm256_loadu_ps(zero));
+    }
+
+    transpose8(scale_rows, scale_columns);
+    transpose8(zero_rows, zero_columns);
+    for (int j = 0; j < 8; j++) {
+        block->scale_window[j] = _mm256_castsi256_ps(scale_columns[j]);
+        block->zero_window[j] = _mm256_castsi256_ps(zero_columns[j]);
+    }
+    block->window_group = g;
 }
 
 /* Adds the groups first_group .. first_group + ended - 1 to the entry's totals. */
 RBE_TARGET_AVX2
-static void add_groups(const block_state *block, entry_state *entry, size_t m,
+static void add_groups(block_state *block, entry_state *entry, size_t m,
                        size_t first_group, size_t ended, float center_offset)
 {
     const rbe_gemm_args *args = block->args;
@@ -184,18 +206,16 @@ static void add_groups(const block_state *block, entry_state *entry, size_t m,
 
     for (size_t i = 0; i < ended; i++) {
         size_t g = first_group + i;
-        float scale[ROWS_PER_STEP], zero[ROWS_PER_STEP];
-        for (size_t r = 0; r < ROWS_PER_STEP; r++) {
-            size_t row = block->first_row + (r < block->rows ? r : block->rows - 1);
-            scale[r] = args->scale[row * groups + g];
-            zero[r] = args->zero[row * groups + g];
+        if (g < block->window_group || g >= block->window_group + 8) {
+            fill_param_windows(block, g);
         }
+        __m256 scale = block->scale_window[g - block->window_group];
+        __m256 zero = block->zero_window[g - block->window_group];
 
         __m256 x_sum = _mm256_set1_ps(args->lut_x_sums[m * groups + g]);
-        __m256 offset = _mm256_mul_ps(_mm256_sub_ps(_mm256_set1_ps(center_offset), _mm256_loadu_ps(zero)),
-                                       x_sum);
+        __m256 offset = _mm256_mul_ps(_mm256_sub_ps(_mm256_set1_ps(center_offset), zero), x_sum);
         __m256 group_sum = _mm256_add_ps(entry->bits_sums[i], offset);
-        __m256 scaled = _mm256_mul_ps(_mm256_loadu_ps(scale), group_sum);
+        __m256 scaled = _mm256_mul_ps(scale, group_sum);
         entry->total = _mm256_add_ps(entry->total, scaled);
         entry->bits_sums[i] = _mm256_setzero_ps();
     }
@@ -262,6 +282,7 @@ void rbe_gemm_lut_rows_avx2(const rbe_gemm_args *args, size_t row_begin, size_t 
     for (size_t row = row_begin; row < row_end; row += ROWS_PER_STEP) {
         block.first_row = row;
         block.rows = row_end - row < ROWS_PER_STEP ? row_end - row : ROWS_PER_STEP;
+        block.window_group = SIZE_MAX - 16;
         for (unsigned p = 0; p < args->planes_used; p++) {
             for (size_t i = 0; i < ROWS_PER_STEP; i++) {
                 size_t r = row + (i < block.rows ? i : block.rows - 1);

@@ -37,6 +37,9 @@ typedef struct block_state {
     size_t group_tables;
     size_t tables_per_row;
     const uint8_t *row_start[RBE_LUT_MAX_PLANES][ROWS_PER_STEP];
+    size_t window_group;                       /* first group in the windows below */
+    __m512 scale_window[16];                   /* [j] lane r: scale of row r, group + j */
+    __m512 zero_window[16];
     entry_state entries[RBE_LUT_BATCH_SPAN];
 } block_state;
 
@@ -99,55 +102,17 @@ static void load_chunk(const block_state *block, unsigned p, size_t offset, __m5
     transpose16(rows, idx);
 }
 
-/* Closes a group of plane p: bits_sum = bits_sum + plane sum * 2^(B-1-p). */
-RBE_TARGET_AVX512
-static inline void close_group(__m512 *chain, __m512 weight, __m512 *bits_sum)
-{
-    __m512 plane_sum = _mm512_add_ps(_mm512_add_ps(chain[0], chain[1]),
-                                     _mm512_add_ps(chain[2], chain[3]));
-    *bits_sum = _mm512_add_ps(*bits_sum, _mm512_mul_ps(plane_sum, weight));
-    for (int c = 0; c < 4; c++) {
-        chain[c] = _mm512_setzero_ps();
-    }
-}
-
 /* Written out so that the four chains stay in registers. */
 #define LOOKUP_ADD(c, j)                                                                    \
     c = _mm512_add_ps(c, _mm512_permutexvar_ps(nibbles,                                     \
                                                _mm512_loadu_ps(table + (j) * RBE_LUT_ENTRIES))); \
     nibbles = _mm512_srli_epi32(nibbles, 4);
 
-/* Adds the tables of `dwords` whole dwords of every row, table j to chain j % 4. */
-RBE_TARGET_AVX512
-static void add_dwords(__m512 *chain, const __m512i *idx, const float *table, size_t dwords)
-{
-    __m512 c0 = chain[0], c1 = chain[1], c2 = chain[2], c3 = chain[3];
-
-    for (size_t d = 0; d < dwords; d++) {
-        __m512i nibbles = idx[d];
-        LOOKUP_ADD(c0, 0) LOOKUP_ADD(c1, 1) LOOKUP_ADD(c2, 2) LOOKUP_ADD(c3, 3)
-        LOOKUP_ADD(c0, 4) LOOKUP_ADD(c1, 5) LOOKUP_ADD(c2, 6) LOOKUP_ADD(c3, 7)
-        table += 8 * RBE_LUT_ENTRIES;
-    }
-    chain[0] = c0;
-    chain[1] = c1;
-    chain[2] = c2;
-    chain[3] = c3;
-}
-
-/* Adds table t of the chunk (nibble t % 8 of dword t / 8) to chain t % 4. */
-RBE_TARGET_AVX512
-static void add_one_table(__m512 *chain, const __m512i *idx, const float *table, size_t t)
-{
-    __m512i nibbles = _mm512_srlv_epi32(idx[t / 8], _mm512_set1_epi32((int)(4 * (t % 8))));
-    __m512 found = _mm512_permutexvar_ps(nibbles, _mm512_loadu_ps(table));
-    chain[t % 4] = _mm512_add_ps(chain[t % 4], found);
-}
-
 /*
  * Adds plane p's tables first_table .. first_table + count - 1 (one chunk)
  * to one entry's chains; next_end is the table where the open group ends.
- * Whole dwords inside a group take the fast loop. Returns how many groups
+ * Whole dwords inside a group take the unrolled loop. A group that ends
+ * adds bits_sum = bits_sum + plane sum * 2^(B-1-p). Returns how many groups
  * ended.
  */
 RBE_TARGET_AVX512
@@ -155,8 +120,9 @@ static size_t plane_chunk(entry_state *entry, unsigned p, __m512 weight, const _
                           size_t first_table, size_t count, size_t next_end,
                           size_t group_tables)
 {
-    const float *tables = entry->tables + first_table * RBE_LUT_ENTRIES;
-    __m512 *chain = entry->chains[p];
+    const float *table = entry->tables + first_table * RBE_LUT_ENTRIES;
+    __m512 c0 = entry->chains[p][0], c1 = entry->chains[p][1];
+    __m512 c2 = entry->chains[p][2], c3 = entry->chains[p][3];
     size_t ended = 0;
     size_t t = 0;
 
@@ -166,25 +132,77 @@ static size_t plane_chunk(entry_state *entry, unsigned p, __m512 weight, const _
 
         while (t < stop) {
             if (t % 8 == 0 && t + 8 <= stop) {
-                size_t dwords = (stop - t) / 8;
-                add_dwords(chain, idx + t / 8, tables + t * RBE_LUT_ENTRIES, dwords);
-                t += 8 * dwords;
-            } else {
-                add_one_table(chain, idx, tables + t * RBE_LUT_ENTRIES, t);
-                t++;
+                __m512i nibbles = idx[t / 8];
+                LOOKUP_ADD(c0, 0) LOOKUP_ADD(c1, 1) LOOKUP_ADD(c2, 2) LOOKUP_ADD(c3, 3)
+                LOOKUP_ADD(c0, 4) LOOKUP_ADD(c1, 5) LOOKUP_ADD(c2, 6) LOOKUP_ADD(c3, 7)
+                table += 8 * RBE_LUT_ENTRIES;
+                t += 8;
+                continue;
             }
+            __m512i nibbles = _mm512_srlv_epi32(idx[t / 8],
+                                                _mm512_set1_epi32((int)(4 * (t % 8))));
+            __m512 found = _mm512_permutexvar_ps(nibbles, _mm512_loadu_ps(table));
+            switch (t % 4) {
+            case 0: c0 = _mm512_add_ps(c0, found); break;
+            case 1: c1 = _mm512_add_ps(c1, found); break;
+            case 2: c2 = _mm512_add_ps(c2, found); break;
+            default: c3 = _mm512_add_ps(c3, found); break;
+            }
+            table += RBE_LUT_ENTRIES;
+            t++;
         }
         if (t == group_stop) {
-            close_group(chain, weight, &entry->bits_sums[ended++]);
+            __m512 plane_sum = _mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3));
+            entry->bits_sums[ended] = _mm512_add_ps(entry->bits_sums[ended],
+                                                    _mm512_mul_ps(plane_sum, weight));
+            ended++;
+            c0 = c1 = c2 = c3 = _mm512_setzero_ps();
             next_end += group_tables;
         }
     }
+
+    entry->chains[p][0] = c0;
+    entry->chains[p][1] = c1;
+    entry->chains[p][2] = c2;
+    entry->chains[p][3] = c3;
     return ended;
+}
+
+/*
+ * Loads the scales and zeros of groups g .. g + 15 of the block's rows,
+ * transposed so that vector j carries group g + j of all 16 rows. Gathers
+ * of one group at a time took a third of the kernel's time with groups of
+ * 64 columns.
+ */
+RBE_TARGET_AVX512
+static void fill_param_windows(block_state *block, size_t g)
+{
+    const rbe_gemm_args *args = block->args;
+    size_t groups = args->layout->groups;
+    size_t left = groups - g;
+    __mmask16 valid = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+    __m512i scale_rows[16], zero_rows[16];
+
+    for (size_t i = 0; i < ROWS_PER_STEP; i++) {
+        size_t row = block->first_row + (i < block->rows ? i : block->rows - 1);
+        size_t param = row * groups + g;
+        scale_rows[i] = _mm512_castps_si512(_mm512_maskz_loadu_ps(valid, args->scale + param));
+        zero_rows[i] = _mm512_castps_si512(_mm512_maskz_loadu_ps(valid, args->zero + param));
+    }
+
+    __m512i scale_columns[16], zero_columns[16];
+    transpose16(scale_rows, scale_columns);
+    transpose16(zero_rows, zero_columns);
+    for (int j = 0; j < 16; j++) {
+        block->scale_window[j] = _mm512_castsi512_ps(scale_columns[j]);
+        block->zero_window[j] = _mm512_castsi512_ps(zero_columns[j]);
+    }
+    block->window_group = g;
 }
 
 /* Adds the groups first_group .. first_group + ended - 1 to the entry's totals. */
 RBE_TARGET_AVX512
-static void add_groups(const block_state *block, entry_state *entry, size_t m,
+static void add_groups(block_state *block, entry_state *entry, size_t m,
                        size_t first_group, size_t ended, float center_offset)
 {
     const rbe_gemm_args *args = block->args;
@@ -192,18 +210,16 @@ static void add_groups(const block_state *block, entry_state *entry, size_t m,
 
     for (size_t i = 0; i < ended; i++) {
         size_t g = first_group + i;
-        float scale[ROWS_PER_STEP], zero[ROWS_PER_STEP];
-        for (size_t r = 0; r < ROWS_PER_STEP; r++) {
-            size_t row = block->first_row + (r < block->rows ? r : block->rows - 1);
-            scale[r] = args->scale[row * groups + g];
-            zero[r] = args->zero[row * groups + g];
+        if (g < block->window_group || g >= block->window_group + 16) {
+            fill_param_windows(block, g);
         }
+        __m512 scale = block->scale_window[g - block->window_group];
+        __m512 zero = block->zero_window[g - block->window_group];
 
         __m512 x_sum = _mm512_set1_ps(args->lut_x_sums[m * groups + g]);
-        __m512 offset = _mm512_mul_ps(_mm512_sub_ps(_mm512_set1_ps(center_offset),
-                                                    _mm512_loadu_ps(zero)), x_sum);
+        __m512 offset = _mm512_mul_ps(_mm512_sub_ps(_mm512_set1_ps(center_offset), zero), x_sum);
         __m512 group_sum = _mm512_add_ps(entry->bits_sums[i], offset);
-        __m512 scaled = _mm512_mul_ps(_mm512_loadu_ps(scale), group_sum);
+        __m512 scaled = _mm512_mul_ps(scale, group_sum);
         entry->total = _mm512_add_ps(entry->total, scaled);
         entry->bits_sums[i] = _mm512_setzero_ps();
     }
@@ -270,6 +286,7 @@ void rbe_gemm_lut_rows_avx512(const rbe_gemm_args *args, size_t row_begin, size_
     for (size_t row = row_begin; row < row_end; row += ROWS_PER_STEP) {
         block.first_row = row;
         block.rows = row_end - row < ROWS_PER_STEP ? row_end - row : ROWS_PER_STEP;
+        block.window_group = SIZE_MAX - 16;
         for (unsigned p = 0; p < args->planes_used; p++) {
             for (size_t i = 0; i < ROWS_PER_STEP; i++) {
                 size_t r = row + (i < block.rows ? i : block.rows - 1);

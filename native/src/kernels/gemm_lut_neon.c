@@ -35,8 +35,23 @@ typedef struct block_state {
     size_t group_tables;
     size_t tables_per_row;
     const uint8_t *row_start[RBE_LUT_MAX_PLANES][ROWS_PER_STEP];
+    size_t window_group;                       /* first group in the windows below */
+    float32x4_t scale_window[4];               /* [j] lane r: scale of row r, group + j */
+    float32x4_t zero_window[4];
     entry_state entries[RBE_LUT_BATCH_SPAN];
 } block_state;
+
+/* Puts dword j of row i into lane i of out[j]. */
+static void transpose4(const uint32x4_t *row, uint32x4_t *out)
+{
+    uint32x4x2_t low_pair = vtrnq_u32(row[0], row[1]);
+    uint32x4x2_t high_pair = vtrnq_u32(row[2], row[3]);
+
+    out[0] = vcombine_u32(vget_low_u32(low_pair.val[0]), vget_low_u32(high_pair.val[0]));
+    out[1] = vcombine_u32(vget_low_u32(low_pair.val[1]), vget_low_u32(high_pair.val[1]));
+    out[2] = vcombine_u32(vget_high_u32(low_pair.val[0]), vget_high_u32(high_pair.val[0]));
+    out[3] = vcombine_u32(vget_high_u32(low_pair.val[1]), vget_high_u32(high_pair.val[1]));
+}
 
 /* Loads the chunk at `offset` of plane p and puts dword j of row i into lane i of idx[j]. */
 static void load_chunk(const block_state *block, unsigned p, size_t offset, uint32x4_t *idx)
@@ -54,12 +69,7 @@ static void load_chunk(const block_state *block, unsigned p, size_t offset, uint
         rows[i] = vreinterpretq_u32_u8(vld1q_u8(at));
     }
 
-    uint32x4x2_t low_pair = vtrnq_u32(rows[0], rows[1]);
-    uint32x4x2_t high_pair = vtrnq_u32(rows[2], rows[3]);
-    idx[0] = vcombine_u32(vget_low_u32(low_pair.val[0]), vget_low_u32(high_pair.val[0]));
-    idx[1] = vcombine_u32(vget_low_u32(low_pair.val[1]), vget_low_u32(high_pair.val[1]));
-    idx[2] = vcombine_u32(vget_high_u32(low_pair.val[0]), vget_high_u32(high_pair.val[0]));
-    idx[3] = vcombine_u32(vget_high_u32(low_pair.val[1]), vget_high_u32(high_pair.val[1]));
+    transpose4(rows, idx);
 }
 
 /* Entry (nibbles & 15) of a 16-float table, per lane. */
@@ -72,60 +82,25 @@ static inline float32x4_t lookup(uint32x4_t nibbles, const float *table)
     return vreinterpretq_f32_u8(vqtbl4q_u8(bytes, vreinterpretq_u8_u32(byte_index)));
 }
 
-/* Closes a group of plane p: bits_sum = bits_sum + plane sum * 2^(B-1-p). */
-static inline void close_group(float32x4_t *chain, float32x4_t weight, float32x4_t *bits_sum)
-{
-    float32x4_t plane_sum = vaddq_f32(vaddq_f32(chain[0], chain[1]),
-                                      vaddq_f32(chain[2], chain[3]));
-    *bits_sum = vaddq_f32(*bits_sum, vmulq_f32(plane_sum, weight));
-    for (int c = 0; c < 4; c++) {
-        chain[c] = vdupq_n_f32(0.0f);
-    }
-}
-
 /* Written out so that the four chains stay in registers. */
-#define LOOKUP_ADD(c, j)                                               \
+#define LOOKUP_ADD(c, j)                                       \
     c = vaddq_f32(c, lookup(nibbles, table + (j) * RBE_LUT_ENTRIES)); \
     nibbles = vshrq_n_u32(nibbles, 4);
-
-/* Adds the tables of `dwords` whole dwords of every row, table j to chain j % 4. */
-static void add_dwords(float32x4_t *chain, const uint32x4_t *idx, const float *table,
-                       size_t dwords)
-{
-    float32x4_t c0 = chain[0], c1 = chain[1], c2 = chain[2], c3 = chain[3];
-
-    for (size_t d = 0; d < dwords; d++) {
-        uint32x4_t nibbles = idx[d];
-        LOOKUP_ADD(c0, 0) LOOKUP_ADD(c1, 1) LOOKUP_ADD(c2, 2) LOOKUP_ADD(c3, 3)
-        LOOKUP_ADD(c0, 4) LOOKUP_ADD(c1, 5) LOOKUP_ADD(c2, 6) LOOKUP_ADD(c3, 7)
-        table += 8 * RBE_LUT_ENTRIES;
-    }
-    chain[0] = c0;
-    chain[1] = c1;
-    chain[2] = c2;
-    chain[3] = c3;
-}
-
-/* Adds table t of the chunk (nibble t % 8 of dword t / 8) to chain t % 4. */
-static void add_one_table(float32x4_t *chain, const uint32x4_t *idx, const float *table,
-                          size_t t)
-{
-    int32x4_t shift = vdupq_n_s32(-(int32_t)(4 * (t % 8)));
-    uint32x4_t nibbles = vshlq_u32(idx[t / 8], shift);
-    chain[t % 4] = vaddq_f32(chain[t % 4], lookup(nibbles, table));
-}
 
 /*
  * Adds plane p's tables first_table .. first_table + count - 1 (one chunk)
  * to one entry's chains; next_end is the table where the open group ends.
- * Returns how many groups ended.
+ * Whole dwords inside a group take the unrolled loop. A group that ends
+ * adds bits_sum = bits_sum + plane sum * 2^(B-1-p). Returns how many groups
+ * ended.
  */
-static size_t plane_chunk(entry_state *entry, unsigned p, float32x4_t weight,
-                          const uint32x4_t *idx, size_t first_table, size_t count,
-                          size_t next_end, size_t group_tables)
+static size_t plane_chunk(entry_state *entry, unsigned p, float32x4_t weight, const uint32x4_t *idx,
+                          size_t first_table, size_t count, size_t next_end,
+                          size_t group_tables)
 {
-    const float *tables = entry->tables + first_table * RBE_LUT_ENTRIES;
-    float32x4_t *chain = entry->chains[p];
+    const float *table = entry->tables + first_table * RBE_LUT_ENTRIES;
+    float32x4_t c0 = entry->chains[p][0], c1 = entry->chains[p][1];
+    float32x4_t c2 = entry->chains[p][2], c3 = entry->chains[p][3];
     size_t ended = 0;
     size_t t = 0;
 
@@ -135,24 +110,70 @@ static size_t plane_chunk(entry_state *entry, unsigned p, float32x4_t weight,
 
         while (t < stop) {
             if (t % 8 == 0 && t + 8 <= stop) {
-                size_t dwords = (stop - t) / 8;
-                add_dwords(chain, idx + t / 8, tables + t * RBE_LUT_ENTRIES, dwords);
-                t += 8 * dwords;
-            } else {
-                add_one_table(chain, idx, tables + t * RBE_LUT_ENTRIES, t);
-                t++;
+                uint32x4_t nibbles = idx[t / 8];
+                LOOKUP_ADD(c0, 0) LOOKUP_ADD(c1, 1) LOOKUP_ADD(c2, 2) LOOKUP_ADD(c3, 3)
+                LOOKUP_ADD(c0, 4) LOOKUP_ADD(c1, 5) LOOKUP_ADD(c2, 6) LOOKUP_ADD(c3, 7)
+                table += 8 * RBE_LUT_ENTRIES;
+                t += 8;
+                continue;
             }
+            float32x4_t found = lookup(vshlq_u32(idx[t / 8], vdupq_n_s32(-(int32_t)(4 * (t % 8)))), table);
+            switch (t % 4) {
+            case 0: c0 = vaddq_f32(c0, found); break;
+            case 1: c1 = vaddq_f32(c1, found); break;
+            case 2: c2 = vaddq_f32(c2, found); break;
+            default: c3 = vaddq_f32(c3, found); break;
+            }
+            table += RBE_LUT_ENTRIES;
+            t++;
         }
         if (t == group_stop) {
-            close_group(chain, weight, &entry->bits_sums[ended++]);
+            float32x4_t plane_sum = vaddq_f32(vaddq_f32(c0, c1), vaddq_f32(c2, c3));
+            entry->bits_sums[ended] = vaddq_f32(entry->bits_sums[ended], vmulq_f32(plane_sum, weight));
+            ended++;
+            c0 = c1 = c2 = c3 = vdupq_n_f32(0.0f);
             next_end += group_tables;
         }
     }
+
+    entry->chains[p][0] = c0;
+    entry->chains[p][1] = c1;
+    entry->chains[p][2] = c2;
+    entry->chains[p][3] = c3;
     return ended;
 }
 
+/*
+ * Loads the scales and zeros of groups g .. g + 3 of the block's rows,
+ * transposed so that vector j carries group g + j of all 4 rows.
+ */
+static void fill_param_windows(block_state *block, size_t g)
+{
+    const rbe_gemm_args *args = block->args;
+    size_t groups = args->layout->groups;
+    size_t count = groups - g < 4 ? groups - g : 4;
+    uint32x4_t scale_rows[4], zero_rows[4], scale_columns[4], zero_columns[4];
+
+    for (size_t i = 0; i < ROWS_PER_STEP; i++) {
+        size_t row = block->first_row + (i < block->rows ? i : block->rows - 1);
+        float scale[4] = {0.0f}, zero[4] = {0.0f};
+        memcpy(scale, args->scale + row * groups + g, count * sizeof(float));
+        memcpy(zero, args->zero + row * groups + g, count * sizeof(float));
+        scale_rows[i] = vreinterpretq_u32_f32(vld1q_f32(scale));
+        zero_rows[i] = vreinterpretq_u32_f32(vld1q_f32(zero));
+    }
+
+    transpose4(scale_rows, scale_columns);
+    transpose4(zero_rows, zero_columns);
+    for (int j = 0; j < 4; j++) {
+        block->scale_window[j] = vreinterpretq_f32_u32(scale_columns[j]);
+        block->zero_window[j] = vreinterpretq_f32_u32(zero_columns[j]);
+    }
+    block->window_group = g;
+}
+
 /* Adds the groups first_group .. first_group + ended - 1 to the entry's totals. */
-static void add_groups(const block_state *block, entry_state *entry, size_t m,
+static void add_groups(block_state *block, entry_state *entry, size_t m,
                        size_t first_group, size_t ended, float center_offset)
 {
     const rbe_gemm_args *args = block->args;
@@ -160,18 +181,16 @@ static void add_groups(const block_state *block, entry_state *entry, size_t m,
 
     for (size_t i = 0; i < ended; i++) {
         size_t g = first_group + i;
-        float scale[ROWS_PER_STEP], zero[ROWS_PER_STEP];
-        for (size_t r = 0; r < ROWS_PER_STEP; r++) {
-            size_t row = block->first_row + (r < block->rows ? r : block->rows - 1);
-            scale[r] = args->scale[row * groups + g];
-            zero[r] = args->zero[row * groups + g];
+        if (g < block->window_group || g >= block->window_group + 4) {
+            fill_param_windows(block, g);
         }
+        float32x4_t scale = block->scale_window[g - block->window_group];
+        float32x4_t zero = block->zero_window[g - block->window_group];
 
         float32x4_t x_sum = vdupq_n_f32(args->lut_x_sums[m * groups + g]);
-        float32x4_t offset = vmulq_f32(vsubq_f32(vdupq_n_f32(center_offset), vld1q_f32(zero)),
-                                       x_sum);
+        float32x4_t offset = vmulq_f32(vsubq_f32(vdupq_n_f32(center_offset), zero), x_sum);
         float32x4_t group_sum = vaddq_f32(entry->bits_sums[i], offset);
-        float32x4_t scaled = vmulq_f32(vld1q_f32(scale), group_sum);
+        float32x4_t scaled = vmulq_f32(scale, group_sum);
         entry->total = vaddq_f32(entry->total, scaled);
         entry->bits_sums[i] = vdupq_n_f32(0.0f);
     }
@@ -236,6 +255,7 @@ void rbe_gemm_lut_rows_neon(const rbe_gemm_args *args, size_t row_begin, size_t 
     for (size_t row = row_begin; row < row_end; row += ROWS_PER_STEP) {
         block.first_row = row;
         block.rows = row_end - row < ROWS_PER_STEP ? row_end - row : ROWS_PER_STEP;
+        block.window_group = SIZE_MAX - 16;
         for (unsigned p = 0; p < args->planes_used; p++) {
             for (size_t i = 0; i < ROWS_PER_STEP; i++) {
                 size_t r = row + (i < block.rows ? i : block.rows - 1);
