@@ -54,7 +54,29 @@ def check(status: int, operation: str) -> None:
         message = ffi.string(lib.rbe_status_message(status)).decode("utf-8")
         if status == lib.RBE_ERR_MEMORY:
             raise MemoryError(f"{operation} failed: {message}")
+        if status == lib.RBE_ERR_ISA:
+            message += f"; this CPU runs {', '.join(_available_isas())} (or use isa='auto')"
         raise NativeError(operation, int(status), message)
+
+
+def _available_isas() -> list:
+    """Return the ISA families this CPU runs, without raising."""
+    names = []
+    available = ffi.new("int *")
+    for name, value in ISA_BY_NAME.items():
+        if value == lib.RBE_ISA_AUTO:
+            continue
+        if lib.rbe_isa_available(value, available) == lib.RBE_OK and available[0]:
+            names.append(name)
+    return names
+
+
+def check_threads(threads) -> None:
+    """Raise ValueError unless `threads` is an int from 1 to RBE_MAX_THREADS."""
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
+        raise ValueError(f"threads must be an int from 1 to {lib.RBE_MAX_THREADS}, got {threads!r}")
+    if not 1 <= threads <= lib.RBE_MAX_THREADS:
+        raise ValueError(f"threads must be from 1 to {lib.RBE_MAX_THREADS}, got {threads}")
 
 
 def isa_value(isa: str) -> int:

@@ -39,7 +39,7 @@ def gemm_t(packed: PackedTensor, dy: np.ndarray, planes: Optional[int] = None, *
     """
     used = packed._check_planes(planes, upper=packed.bits)
     batch = _as_rows(packed, dy, packed.rows, "dy", "gemm_t")
-    _check_threads(threads)
+    _native.check_threads(threads)
 
     dx = np.empty((batch.shape[0], packed.cols), dtype=np.float32)
     pointers, keep = _native.plane_pointers(packed.planes[:used])
@@ -183,11 +183,6 @@ def _as_float_matrix(values, name: str) -> np.ndarray:
     if not np.issubdtype(array.dtype, np.floating):
         raise TypeError(f"{name} must be float, got {array.dtype}")
     return np.ascontiguousarray(array.reshape(-1, array.shape[-1]), dtype=np.float32)
-
-
-def _check_threads(threads) -> None:
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise ValueError(f"threads must be a positive int, got {threads!r}")
 
 
 def _raise_for_dense_update(status: int, packed: PackedTensor, upper_planes, learning_rate,

@@ -169,13 +169,16 @@ class PackedTensor:
         is float32 [M, N] or [N]. With 1 plane, with 2 planes and up to 4
         rows of x, or with 3 planes and one row, it looks up sums of x in
         tables, one lookup per 4 weights and plane, so the time grows with
-        `planes`. Otherwise it rebuilds the codes of a few hundred columns
-        at a time from the plane bits and multiplies, at a cost that depends
-        little on `planes`.
-        `threads` splits the output columns between that many threads for
-        this call. Results are identical for every ISA and thread count and
-        within float32 accumulation error of the exact product; a row of x
-        alone may round differently than inside a larger batch.
+        `planes` (when every scale group starts on a 16-column boundary).
+        Otherwise it rebuilds the codes of a few hundred columns at a time
+        from the plane bits and multiplies, at a cost that depends little on
+        `planes`.
+        `threads` (1 to 256) splits the output columns between that many
+        threads for this call. Results are identical for every ISA and
+        thread count; a row of x alone may round differently than inside a
+        larger batch. The error is that of float32 sums of x * code and of
+        (center - zero) * x per group (see rbe_gemm_f32 in rbe_edge.h), so
+        it grows where a zero point lies far from its codes.
         """
         if self.layout != "kn":
             raise ValueError(
@@ -184,8 +187,7 @@ class PackedTensor:
             )
         used = self._check_planes(planes, upper=self.bits)
         batch = self._as_activations(x)
-        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-            raise ValueError(f"threads must be a positive int, got {threads!r}")
+        _native.check_threads(threads)
 
         y = np.empty((batch.shape[0], self.rows), dtype=np.float32)
         pointers, keep = _native.plane_pointers(self.planes[:used])

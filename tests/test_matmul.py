@@ -100,8 +100,12 @@ def test_matmul_rejects_bad_input():
         packed.matmul(np.ones((3, 4), np.float32))
     with pytest.raises(TypeError, match="x must be float"):
         packed.matmul(np.ones(8, np.int32))
-    with pytest.raises(ValueError, match="threads must be a positive int"):
+    with pytest.raises(ValueError, match="threads must be from 1 to 256, got 0"):
         packed.matmul(np.ones(8, np.float32), threads=0)
+    with pytest.raises(ValueError, match="threads must be from 1 to 256, got 257"):
+        packed.matmul(np.ones(8, np.float32), threads=257)
+    with pytest.raises(ValueError, match="threads must be an int from 1 to 256, got 2.0"):
+        packed.matmul(np.ones(8, np.float32), threads=2.0)
     with pytest.raises(ValueError, match="planes=9"):
         packed.matmul(np.ones(8, np.float32), 9)
     with pytest.raises(ValueError, match="x is empty"):

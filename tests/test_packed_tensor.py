@@ -104,8 +104,9 @@ def test_unavailable_isa_raises_native_error():
     packed = rbe_edge.quantize(np.ones((4, 4), np.float32))
     available = rbe_edge.kernel_info()["available"]
     missing = [isa for isa in ("avx2", "avx512", "neon") if isa not in available]
-    with pytest.raises(rbe_edge.NativeError, match="not available on this CPU"):
+    with pytest.raises(rbe_edge.NativeError, match="not available on this CPU") as error:
         packed.decode(isa=missing[0])
+    assert f"this CPU runs {', '.join(available)}" in str(error.value)
     with pytest.raises(ValueError, match="unknown isa"):
         packed.decode(isa="sse9")
 

@@ -34,6 +34,9 @@ extern "C" {
 
 /* RBE_CDEF_BEGIN */
 
+/* Maximum threads that one call may start (its `threads` argument). */
+#define RBE_MAX_THREADS 256
+
 typedef enum rbe_status {
     RBE_OK = 0,
     RBE_ERR_NULL = 1,           /* a required pointer argument is NULL */
@@ -194,9 +197,15 @@ rbe_status rbe_decode_i8(const rbe_layout *layout, const uint8_t *const *planes,
  * below. Both paths: the group adds scale * (that sum + (center offset -
  * zero) * sum of the group's x), where the center offset is
  * (2^(B-P) - 1) / 2. The x sum uses 16 lanes and the pairwise tree. Groups
- * accumulate in order. The error against exact arithmetic is that of
- * float32 summation over a chain of G / 16 roundings, plus 8 + P and one
- * per group.
+ * accumulate in order. With G the group size, u = 2^-24,
+ * n = ceil(G / 16) + 9 + P + groups and gamma = n u / (1 - n u), the
+ * result is within
+ *   2 gamma * sum over groups of scale * (sum_k |x_k| c_P,k
+ *                                          + |center offset - zero| sum_k |x_k|)
+ * of the exact product (tested). NOTE: this bound follows the split into
+ * codes and zero point, not sum_k |x_k w_k|. When a row's zero point lies
+ * far from its codes (weights of one sign, or mostly zero), the two terms
+ * cancel, and a trial at K = 4096 measured 1e-5 to 5e-5 of sum_k |x_k w_k|.
  *
  * `threads` (0 or 1 means the calling thread only) splits the rows between
  * that many threads started for this call; no pool outlives the call.

@@ -339,9 +339,6 @@ void rbe_update_rows(const rbe_layout *layout, const rbe_kernels *kernels,
 /* Stores the largest |value| of data[0..n-1]; returns 0 if any is not finite. */
 int rbe_max_abs_finite(const float *data, size_t n, float *max_abs);
 
-/* Threads that one product may start (its `threads` argument). */
-#define RBE_MAX_THREADS 256
-
 /* Work on units [begin, end) of one call; `context` carries its arguments. */
 typedef void (*rbe_range_fn)(const void *context, size_t begin, size_t end);
 

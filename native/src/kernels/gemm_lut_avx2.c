@@ -133,11 +133,13 @@ static size_t plane_chunk(entry_state *entry, unsigned p, __m256 weight, const _
 
         while (t < stop) {
             if (t % 8 == 0 && t + 8 <= stop) {
-                __m256i nibbles = idx[t / 8];
-                LOOKUP_ADD(c0, 0) LOOKUP_ADD(c1, 1) LOOKUP_ADD(c2, 2) LOOKUP_ADD(c3, 3)
-                LOOKUP_ADD(c0, 4) LOOKUP_ADD(c1, 5) LOOKUP_ADD(c2, 6) LOOKUP_ADD(c3, 7)
-                table += 8 * RBE_LUT_ENTRIES;
-                t += 8;
+                size_t whole_end = t + (stop - t) / 8 * 8;
+                for (; t < whole_end; t += 8) {
+                    __m256i nibbles = idx[t / 8];
+                    LOOKUP_ADD(c0, 0) LOOKUP_ADD(c1, 1) LOOKUP_ADD(c2, 2) LOOKUP_ADD(c3, 3)
+                    LOOKUP_ADD(c0, 4) LOOKUP_ADD(c1, 5) LOOKUP_ADD(c2, 6) LOOKUP_ADD(c3, 7)
+                    table += 8 * RBE_LUT_ENTRIES;
+                }
                 continue;
             }
             __m256 found = lookup(_mm256_srlv_epi32(idx[t / 8], _mm256_set1_epi32((int)(4 * (t % 8)))), table);

@@ -45,7 +45,7 @@ typedef struct block_state {
 
 /* Puts dword j of row i into lane i of out[j]. */
 RBE_TARGET_AVX512
-static inline void transpose16(const __m512i *row, __m512i *out)
+static inline __attribute__((always_inline)) void transpose16(const __m512i *row, __m512i *out)
 {
     __m512i pairs[16], quads[16];
 
@@ -132,11 +132,13 @@ static size_t plane_chunk(entry_state *entry, unsigned p, __m512 weight, const _
 
         while (t < stop) {
             if (t % 8 == 0 && t + 8 <= stop) {
-                __m512i nibbles = idx[t / 8];
-                LOOKUP_ADD(c0, 0) LOOKUP_ADD(c1, 1) LOOKUP_ADD(c2, 2) LOOKUP_ADD(c3, 3)
-                LOOKUP_ADD(c0, 4) LOOKUP_ADD(c1, 5) LOOKUP_ADD(c2, 6) LOOKUP_ADD(c3, 7)
-                table += 8 * RBE_LUT_ENTRIES;
-                t += 8;
+                size_t whole_end = t + (stop - t) / 8 * 8;
+                for (; t < whole_end; t += 8) {
+                    __m512i nibbles = idx[t / 8];
+                    LOOKUP_ADD(c0, 0) LOOKUP_ADD(c1, 1) LOOKUP_ADD(c2, 2) LOOKUP_ADD(c3, 3)
+                    LOOKUP_ADD(c0, 4) LOOKUP_ADD(c1, 5) LOOKUP_ADD(c2, 6) LOOKUP_ADD(c3, 7)
+                    table += 8 * RBE_LUT_ENTRIES;
+                }
                 continue;
             }
             __m512i nibbles = _mm512_srlv_epi32(idx[t / 8],

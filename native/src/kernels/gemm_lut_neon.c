@@ -110,11 +110,13 @@ static size_t plane_chunk(entry_state *entry, unsigned p, float32x4_t weight, co
 
         while (t < stop) {
             if (t % 8 == 0 && t + 8 <= stop) {
-                uint32x4_t nibbles = idx[t / 8];
-                LOOKUP_ADD(c0, 0) LOOKUP_ADD(c1, 1) LOOKUP_ADD(c2, 2) LOOKUP_ADD(c3, 3)
-                LOOKUP_ADD(c0, 4) LOOKUP_ADD(c1, 5) LOOKUP_ADD(c2, 6) LOOKUP_ADD(c3, 7)
-                table += 8 * RBE_LUT_ENTRIES;
-                t += 8;
+                size_t whole_end = t + (stop - t) / 8 * 8;
+                for (; t < whole_end; t += 8) {
+                    uint32x4_t nibbles = idx[t / 8];
+                    LOOKUP_ADD(c0, 0) LOOKUP_ADD(c1, 1) LOOKUP_ADD(c2, 2) LOOKUP_ADD(c3, 3)
+                    LOOKUP_ADD(c0, 4) LOOKUP_ADD(c1, 5) LOOKUP_ADD(c2, 6) LOOKUP_ADD(c3, 7)
+                    table += 8 * RBE_LUT_ENTRIES;
+                }
                 continue;
             }
             float32x4_t found = lookup(vshlq_u32(idx[t / 8], vdupq_n_s32(-(int32_t)(4 * (t % 8)))), table);
