@@ -30,7 +30,7 @@
 /*
  * Row blocks ahead whose planes are prefetched into L2. Without prefetch,
  * the rows times P planes of streams left the kernel waiting on memory
- * (2x slower at 8192 x 8192). Distances of 8 to 64 rows measured alike.
+ * (2x slower at 8192 x 8192). Two blocks ahead streamed slower than one.
  */
 #define PREFETCH_BLOCKS 1
 
@@ -200,13 +200,30 @@ static RBE_ALWAYS_INLINE __m512i load_slot(const decode_plan *plan, unsigned s, 
  * 16 - B + p holding plane p. Bytes past the chunk load as zero, so all
  * 512 codes are written.
  */
+/*
+ * The plane offset that row r of the chunk at first_col prefetches. The
+ * next row block's rows are contiguous in each plane, so its chunks and
+ * rows map to consecutive 64-byte lines in the order they are visited.
+ * That keeps each plane's reads in address order. In a read-only test of
+ * this access pattern, 64 MB of planes streamed in 2.3 to 2.8 ms this way
+ * and in 3.2 to 3.3 ms when each row prefetched its own line of the next
+ * block; P = 8 at 8192 x 8192 fell from about 6.2 to 5.8 ms.
+ */
+static size_t prefetch_offset(const rbe_layout *layout, size_t first_row, size_t first_col,
+                              size_t r)
+{
+    size_t next_block = (first_row + PREFETCH_BLOCKS * ROWS_PER_STEP) * layout->row_stride;
+    size_t line = (first_col / CHUNK_COLS) * ROWS_PER_STEP + r;
+    return next_block + 64 * line;
+}
+
 RBE_TARGET_DECODE
 static void decode_row_chunk(const rbe_gemm_args *args, size_t r, const chunk *ch,
                              const decode_plan *plan, span_state *st)
 {
     const rbe_layout *layout = args->layout;
     size_t offset = (st->first_row + r) * layout->row_stride + ch->first_col / 8;
-    size_t ahead = offset + PREFETCH_BLOCKS * ROWS_PER_STEP * layout->row_stride;
+    size_t ahead = prefetch_offset(layout, st->first_row, ch->first_col, r);
     size_t bytes = (ch->cols + 7) / 8;
     __mmask64 valid = bytes >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << bytes) - 1);
     __m512i slot[16];
