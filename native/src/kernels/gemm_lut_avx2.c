@@ -77,18 +77,21 @@ static void load_chunk(const block_state *block, unsigned p, size_t offset, __m2
     size_t valid = layout->row_stride - offset;
     int prefetch = block->first_row + ROWS_PER_STEP + PREFETCH_ROWS <= layout->rows;
     __m256i rows[ROWS_PER_STEP];
+    /* row_stride is a multiple of 8 bytes, so whole dwords end the row. */
+    __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    size_t tail_dwords = (valid < CHUNK_BYTES ? valid : CHUNK_BYTES) / 4;
+    __m256i tail_mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)tail_dwords), lane);
 
     for (int i = 0; i < ROWS_PER_STEP; i++) {
         const uint8_t *at = block->row_start[p][i] + offset;
-        uint8_t tail[CHUNK_BYTES] = {0};
         if (prefetch) {
             _mm_prefetch((const char *)(at + PREFETCH_ROWS * layout->row_stride), _MM_HINT_T1);
         }
-        if (valid < CHUNK_BYTES) {
-            memcpy(tail, at, valid);
-            at = tail;
+        if (valid >= CHUNK_BYTES) {
+            rows[i] = _mm256_loadu_si256((const __m256i *)at);
+        } else {
+            rows[i] = _mm256_maskload_epi32((const int *)at, tail_mask);
         }
-        rows[i] = _mm256_loadu_si256((const __m256i *)at);
     }
 
     transpose8(rows, idx);

@@ -91,9 +91,9 @@ static void load_chunk(const block_state *block, unsigned p, size_t offset, __m5
         if (valid >= CHUNK_BYTES) {
             rows[i] = _mm512_loadu_si512(at);
         } else {
-            uint8_t tail[CHUNK_BYTES] = {0};
-            memcpy(tail, at, valid);
-            rows[i] = _mm512_loadu_si512(tail);
+            /* row_stride is a multiple of 8 bytes, so whole dwords end the row. */
+            __mmask16 dwords = (__mmask16)((1u << (valid / 4)) - 1u);
+            rows[i] = _mm512_maskz_loadu_epi32(dwords, at);
         }
         if (prefetch) {
             _mm_prefetch((const char *)(at + ROWS_PER_STEP * layout->row_stride), _MM_HINT_T1);

@@ -61,12 +61,10 @@ static void load_chunk(const block_state *block, unsigned p, size_t offset, uint
 
     for (int i = 0; i < ROWS_PER_STEP; i++) {
         const uint8_t *at = block->row_start[p][i] + offset;
-        uint8_t tail[CHUNK_BYTES] = {0};
-        if (valid < CHUNK_BYTES) {
-            memcpy(tail, at, valid);
-            at = tail;
-        }
-        rows[i] = vreinterpretq_u32_u8(vld1q_u8(at));
+        /* row_stride is a multiple of 8 bytes, so a short chunk has 8. */
+        uint8x16_t bytes = valid >= CHUNK_BYTES ? vld1q_u8(at)
+                                                : vcombine_u8(vld1_u8(at), vdup_n_u8(0));
+        rows[i] = vreinterpretq_u32_u8(bytes);
     }
 
     transpose4(rows, idx);
