@@ -23,8 +23,8 @@
 /* State of one batch entry in a block of rows. */
 typedef struct entry_state {
     const float *tables;                       /* the entry's first table */
-    __m256 chains[RBE_LUT_MAX_PLANES][4]; /* open group's chains, per plane */
-    __m256 bits_sums[CHUNK_GROUP_ENDS];   /* groups that end in this chunk */
+    __m256 chains[RBE_LUT_MAX_PLANES][4];      /* open group's chains, per plane */
+    __m256 bits_sums[CHUNK_GROUP_ENDS];        /* groups that end in this chunk */
     __m256 total;
 } entry_state;
 
