@@ -126,9 +126,9 @@ typedef enum rbe_gemm_path {
  * Chooses the path from the layout, P and the batch only, never from the
  * ISA, so every kernel family rounds the same way. The lookup path needs
  * groups that start on a 16-column boundary. NOTE: the limits come from
- * the AVX-512 kernels on one AMD EPYC Zen 4 machine at 8192 x 8192 with
- * 8-bit codes and one thread, where a lookup pass cost about 1.2 ms per
- * plane and batch entry and the decode path about 2 + 1.7 M ms (see
+ * the AVX-512 kernels on one AMD EPYC Zen 4 machine (8192 x 8192, 8-bit
+ * codes, one thread). There a lookup pass cost about 1.2 ms per plane and
+ * batch entry, and the decode path about 2 + 1.7 M ms (see
  * docs/benchmarks.md). Other CPUs may place the crossing elsewhere: AVX2
  * alone would favour lookups up to about P = 8.
  */
@@ -149,6 +149,27 @@ static inline rbe_gemm_path rbe_gemm_choose_path(const rbe_layout *layout, unsig
 static inline size_t rbe_gemm_lut_tables_per_row(const rbe_layout *layout)
 {
     return (layout->cols + RBE_LUT_COLS - 1) / RBE_LUT_COLS;
+}
+
+/* Tables per group on the lookup path; with one group per row, the whole row. */
+static inline size_t rbe_gemm_lut_group_tables(const rbe_layout *layout)
+{
+    return (layout->group_size + RBE_LUT_COLS - 1) / RBE_LUT_COLS;
+}
+
+/*
+ * Points starts[i] at row first_row + i of plane p, for i < block_rows.
+ * Slots past the `rows` valid ones repeat the last valid row, so that the
+ * SIMD kernels load whole blocks without reading outside the planes.
+ */
+static inline void rbe_gemm_lut_row_starts(const rbe_gemm_args *args, unsigned p,
+                                           size_t first_row, size_t rows, size_t block_rows,
+                                           const uint8_t **starts)
+{
+    for (size_t i = 0; i < block_rows; i++) {
+        size_t row = first_row + (i < rows ? i : rows - 1);
+        starts[i] = args->planes[p] + row * args->layout->row_stride;
+    }
 }
 
 /*

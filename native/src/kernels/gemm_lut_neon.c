@@ -249,18 +249,14 @@ void rbe_gemm_lut_rows_neon(const rbe_gemm_args *args, size_t row_begin, size_t 
 
     block.args = args;
     block.tables_per_row = rbe_gemm_lut_tables_per_row(layout);
-    block.group_tables = layout->groups > 1 ? layout->group_size / RBE_LUT_COLS
-                                            : block.tables_per_row;
+    block.group_tables = rbe_gemm_lut_group_tables(layout);
 
     for (size_t row = row_begin; row < row_end; row += ROWS_PER_STEP) {
         block.first_row = row;
         block.rows = row_end - row < ROWS_PER_STEP ? row_end - row : ROWS_PER_STEP;
         block.window_group = SIZE_MAX - 16;
         for (unsigned p = 0; p < args->planes_used; p++) {
-            for (size_t i = 0; i < ROWS_PER_STEP; i++) {
-                size_t r = row + (i < block.rows ? i : block.rows - 1);
-                block.row_start[p][i] = args->planes[p] + r * layout->row_stride;
-            }
+            rbe_gemm_lut_row_starts(args, p, row, block.rows, ROWS_PER_STEP, block.row_start[p]);
         }
         for (size_t m = 0; m < args->batch; m += RBE_LUT_BATCH_SPAN) {
             size_t left = args->batch - m;

@@ -32,7 +32,7 @@ static float row_product(const rbe_gemm_args *args, size_t row, size_t m, float 
 {
     const rbe_layout *layout = args->layout;
     size_t per_row = rbe_gemm_lut_tables_per_row(layout);
-    size_t group_tables = (layout->group_size + RBE_LUT_COLS - 1) / RBE_LUT_COLS;
+    size_t group_tables = rbe_gemm_lut_group_tables(layout);
     const float *tables = args->lut + m * per_row * RBE_LUT_ENTRIES;
     float total = 0.0f;
 
